@@ -1,0 +1,1 @@
+"""Pure triggers: ``compile(schedule, tz, created) -> Trigger``; ``Trigger.next_after(dt)``."""
