@@ -1,4 +1,4 @@
-"""Durations as users write them: ``"90s"``, ``"15m"``, ``"2h"``, ``"1d"``, ``"1h30m"``, or seconds."""
+"""Durations as users write them: ``"90s"``, ``"15m"``, ``"2h"``, ``"1d"``, ``"1h30m"``, seconds."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ def parse_duration(value: object, *, field: str, allow_zero: bool = False) -> fl
     """
     seconds: float
     if isinstance(value, bool):
-        raise InvalidInput(f"{field}: expected a duration like '90s', '15m', '2h' or '1d'", field=field)
+        raise InvalidInput(
+            f"{field}: expected a duration like '90s', '15m', '2h' or '1d'", field=field
+        )
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
@@ -37,7 +39,8 @@ def parse_duration(value: object, *, field: str, allow_zero: bool = False) -> fl
                 ) from None
     else:
         raise InvalidInput(
-            f"{field}: expected a duration like '90s', '15m', '2h' or '1d', got {type(value).__name__}",
+            f"{field}: expected a duration like '90s', '15m', '2h' or '1d',"
+            f" got {type(value).__name__}",
             field=field,
         )
     if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):

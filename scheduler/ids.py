@@ -10,9 +10,7 @@ from __future__ import annotations
 from scheduler.errors import JobNotFound
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_DECODE = {c: i for i, c in enumerate(_ALPHABET)} | {
-    c.lower(): i for i, c in enumerate(_ALPHABET)
-}
+_DECODE = {c: i for i, c in enumerate(_ALPHABET)} | {c.lower(): i for i, c in enumerate(_ALPHABET)}
 _WIDTH = 13
 _SEQ_BITS = 22
 
@@ -24,6 +22,10 @@ class IdGenerator:
     def next(self, now: float) -> int:
         candidate = int(now * 1000) << _SEQ_BITS
         self._last = candidate if candidate > self._last else self._last + 1
+        return self._last
+
+    @property
+    def last(self) -> int:
         return self._last
 
     def observe(self, job_id: int) -> None:

@@ -110,7 +110,9 @@ class Frequency(enum.StrEnum):
 # --- schedules -------------------------------------------------------------------------------
 
 
-class DstPolicy(msgspec.Struct, frozen=True, gc=False, omit_defaults=True, forbid_unknown_fields=True):
+class DstPolicy(
+    msgspec.Struct, frozen=True, gc=False, omit_defaults=True, forbid_unknown_fields=True
+):
     """Per-job override of the DST rule; ``None`` keeps the default of the schedule's kind."""
 
     gap: DstGap | None = None
@@ -118,7 +120,12 @@ class DstPolicy(msgspec.Struct, frozen=True, gc=False, omit_defaults=True, forbi
 
 
 class Repeat(
-    msgspec.Struct, frozen=True, gc=False, omit_defaults=True, rename="camel", forbid_unknown_fields=True
+    msgspec.Struct,
+    frozen=True,
+    gc=False,
+    omit_defaults=True,
+    rename="camel",
+    forbid_unknown_fields=True,
 ):
     """A calendar pattern: ``{"freq": "weekly", "weekdays": ["mon"], "time": "09:00"}``.
 
@@ -135,7 +142,9 @@ class Repeat(
     count: int | None = None
 
 
-class Schedule(msgspec.Struct, frozen=True, gc=False, omit_defaults=True, forbid_unknown_fields=True):
+class Schedule(
+    msgspec.Struct, frozen=True, gc=False, omit_defaults=True, forbid_unknown_fields=True
+):
     """When a job runs. At most one of ``delay``, ``at``, ``every``, ``cron``, ``repeat``,
     ``rrule`` is set; none set means immediate.
 
@@ -176,7 +185,7 @@ IMMEDIATE = Schedule()
 # --- policies --------------------------------------------------------------------------------
 
 
-class RetryPolicy(msgspec.Struct, frozen=True, gc=False):
+class RetryPolicy(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """``max`` retries after the first attempt; delays ``delay * 2**(n-1)`` capped at
     ``max_delay`` (exponential) or ``delay`` (fixed), each spread by ``±jitter`` (a fraction)."""
 
@@ -187,14 +196,14 @@ class RetryPolicy(msgspec.Struct, frozen=True, gc=False):
     jitter: float = 0.2
 
 
-class MisfirePolicy(msgspec.Struct, frozen=True, gc=False):
+class MisfirePolicy(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """Runs missed while down or paused. ``grace`` None: catch up however late."""
 
     grace: float | None = None
     coalesce: Coalesce = Coalesce.LATEST
 
 
-class Policy(msgspec.Struct, frozen=True, gc=False):
+class Policy(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """Everything about how a job runs, other than when. Shared between jobs where equal."""
 
     retry: RetryPolicy = RetryPolicy()
@@ -207,7 +216,7 @@ class Policy(msgspec.Struct, frozen=True, gc=False):
 DEFAULT_POLICY = Policy()
 
 
-class Progress(msgspec.Struct, frozen=True, gc=False):
+class Progress(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     percent: float
     message: str | None = None
 
@@ -215,7 +224,7 @@ class Progress(msgspec.Struct, frozen=True, gc=False):
 # --- jobs and runs ---------------------------------------------------------------------------
 
 
-class Job(msgspec.Struct, frozen=True, gc=False, kw_only=True):
+class Job(msgspec.Struct, frozen=True, gc=False, kw_only=True, omit_defaults=True):
     """One job as stored. Replaced whole on every change (the journal records the new value).
 
     ``scheduled`` is the next run instant (None when there is none). ``fire`` is the scheduled
@@ -251,6 +260,8 @@ class Job(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     progress: Progress | None = None
     paused_until: float | None = None
     pause_reason: str | None = None
+    pid: int | None = None  # a command task's process, journalled so recovery can stop it
+    pid_started: int | None = None  # its start time in clock ticks (/proc/PID/stat), vs pid reuse
 
     @property
     def type(self) -> JobType:
@@ -261,7 +272,7 @@ class Job(msgspec.Struct, frozen=True, gc=False, kw_only=True):
         return self.workflow_name or self.workflow_id or self.name or self.task
 
 
-class Run(msgspec.Struct, frozen=True, gc=False, kw_only=True):
+class Run(msgspec.Struct, frozen=True, gc=False, kw_only=True, omit_defaults=True):
     """One finished (or recorded-as-not-run) run of a job."""
 
     job_id: int
@@ -295,3 +306,31 @@ class RunResult(msgspec.Struct, frozen=True, gc=False, kw_only=True):
 def fire_id(job_id: str, fire: float) -> str:
     """The idempotency key of one scheduled run: the job id and the scheduled instant (ms)."""
     return f"{job_id}:{round(fire * 1000)}"
+
+
+# --- change records (what the store hands to the journal) ------------------------------------
+
+
+class PutJob(msgspec.Struct, frozen=True, gc=False, tag="put"):
+    """The job's new whole value (create, modify, status change, run start, retry scheduled)."""
+
+    job: Job
+
+
+class DeleteJob(msgspec.Struct, frozen=True, gc=False, tag="del"):
+    job_id: int
+
+
+class AddRun(msgspec.Struct, frozen=True, gc=False, tag="run"):
+    """A run finished or was recorded as not run (missed, skipped, interrupted)."""
+
+    run: Run
+
+
+class SetMeta(msgspec.Struct, frozen=True, gc=False, tag="meta"):
+    """Daemon-wide state that must survive a restart (scheduler paused or not)."""
+
+    paused: bool
+
+
+Change = PutJob | DeleteJob | AddRun | SetMeta

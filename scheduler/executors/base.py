@@ -9,6 +9,14 @@ import msgspec
 
 from scheduler.model import RunResult
 
+#: Longest error text an executor reports; the run record keeps it, so it stays readable.
+MAX_ERROR_CHARS = 2000
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, marked with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 class RunContext(msgspec.Struct, frozen=True, kw_only=True):
     """What an executor knows about the run it performs.

@@ -1,1 +1,106 @@
-"""Pure triggers: ``compile(schedule, tz, created) -> Trigger``; ``Trigger.next_after(dt)``."""
+"""Pure triggers: ``compile_schedule(schedule, tz, created=...) -> Trigger``.
+
+A trigger answers one question, ``next_after(after)``: the first run strictly after an aware
+instant, as an aware datetime in the job's zone, or None when the schedule has no more runs.
+Triggers never read the clock and do no I/O, so the same inputs always give the same answer.
+
+Compare the returned datetimes by instant (``.timestamp()``, or after ``astimezone(UTC)``):
+Python compares two datetimes that share a ``tzinfo`` by wall time, ignoring ``fold``, which is
+wrong inside a DST fold.
+
+Each kind lives in its own module: ``once`` (immediate, delay, at), ``interval`` (every),
+``cron``, ``rrule`` and ``repeat``; the DST rule lives only in :mod:`.dst`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from scheduler.durations import parse_duration
+from scheduler.errors import InvalidInput, InvalidSchedule
+from scheduler.model import DstPolicy, Schedule
+from scheduler.triggers.cron import CronTrigger, parse_cron
+from scheduler.triggers.dst import AT, REPEAT, RRULE, DstRule, resolve_local, with_override
+from scheduler.triggers.interval import IntervalTrigger
+from scheduler.triggers.once import OnceTrigger, local_instants
+from scheduler.triggers.repeat import compile_repeat
+from scheduler.triggers.rfc5545 import parse_rrule
+from scheduler.triggers.rrule import compile_rrule
+
+__all__ = ["DstRule", "Trigger", "compile_schedule", "resolve_local"]
+
+
+class Trigger(Protocol):
+    def next_after(self, after: datetime) -> datetime | None:
+        """The first run strictly after ``after`` (aware), aware in the job's zone, or None."""
+        ...
+
+
+def compile_schedule(
+    schedule: Schedule, tz: ZoneInfo, *, created: datetime, field: str = "schedule"
+) -> Trigger:
+    """The trigger for ``schedule`` in the job's zone ``tz``; ``created`` is the job's creation.
+
+    Immediate runs once at ``created``; ``delay`` once at ``created + delay``; ``every`` from
+    ``start`` (default ``created + every``); ``repeat`` and an RRULE without DTSTART are
+    anchored at ``created``. Raises :class:`InvalidSchedule` (naming ``field``) for a schedule
+    that cannot run. The first run of a new job is ``next_after(created - 1 µs)``.
+    """
+    if created.tzinfo is None:
+        raise ValueError("created must be an aware datetime")
+    if schedule.delay is not None:
+        return OnceTrigger((created + timedelta(seconds=schedule.delay),))
+    if schedule.at is not None:
+        rule = with_override(AT, schedule.dst)
+        return OnceTrigger(local_instants(schedule.at, tz, rule, field=f"{field}.at"))
+    if schedule.every is not None:
+        return _every(schedule, tz, created, field)
+    if schedule.cron is not None:
+        return _cron(schedule.cron, schedule.dst, tz, created, field)
+    if schedule.repeat is not None:
+        rule = with_override(REPEAT, schedule.dst)
+        return compile_repeat(
+            schedule.repeat, tz, created=created, rule=rule, field=f"{field}.repeat"
+        )
+    if schedule.rrule is not None:
+        spec = parse_rrule(schedule.rrule, field=f"{field}.rrule")
+        rule = with_override(RRULE, schedule.dst)
+        return compile_rrule(spec, tz, created=created, rule=rule, field=f"{field}.rrule")
+    return OnceTrigger((created.astimezone(tz),))
+
+
+def _cron(text: str, dst: DstPolicy | None, tz: ZoneInfo, created: datetime, field: str) -> Trigger:
+    if text.strip().lower().startswith("@every"):
+        every = Schedule(every=_every_seconds(text, f"{field}.cron"))
+        return _every(every, tz, created, field)
+    spec = parse_cron(text, field=f"{field}.cron")
+    return CronTrigger(spec, tz, with_override(spec.default_dst, dst))
+
+
+def _every_seconds(text: str, field: str) -> float:
+    try:
+        return parse_duration(text.strip()[len("@every") :].strip(), field=field)
+    except InvalidInput as error:
+        raise InvalidSchedule(error.message, field=field) from None
+
+
+def _every(schedule: Schedule, tz: ZoneInfo, created: datetime, field: str) -> Trigger:
+    assert schedule.every is not None
+    step = timedelta(seconds=schedule.every)
+    start = _bound(schedule.start, tz, f"{field}.start") or created + step
+    end = _bound(schedule.end, tz, f"{field}.end")
+    if end is not None and end.timestamp() < start.timestamp():
+        raise InvalidSchedule(
+            f"{field}.end: is before start {start.isoformat()}", field=f"{field}.end"
+        )
+    return IntervalTrigger(start, step, tz, end)
+
+
+def _bound(text: str | None, tz: ZoneInfo, field: str) -> datetime | None:
+    """``start``/``end`` of ``every``: local times read like ``at`` (a gap time -> gap end)."""
+    if text is None:
+        return None
+    instants = local_instants(text, tz, AT, field=field)
+    return instants[0] if instants else None

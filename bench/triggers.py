@@ -1,0 +1,112 @@
+"""next_after calls per second for each trigger kind, and APScheduler 3.11's CronTrigger.
+
+Run: ``make bench`` (or ``.venv/bin/python bench/triggers.py``). Two access patterns:
+
+- chain: ``t = next_after(t)`` repeatedly, as the engine walks a job from run to run;
+- random: independent instants spread over 2026-2030, as after a restart or a PATCH.
+
+APScheduler runs the same cron expressions through
+``CronTrigger.from_crontab(expr, timezone=zone).get_next_fire_time(None, t)``.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from scheduler.schedules import load_zone, parse_schedule
+from scheduler.triggers import Trigger, compile_schedule
+
+ZONES = ("Asia/Seoul", "America/New_York")
+CRON = ("0 9 * * 1-5", "*/15 * * * *", "30 2 * * *", "0 0 1,15 * *")
+CASES: list[tuple[str, dict[str, Any]]] = [
+    *(("cron", {"cron": expr}) for expr in CRON),
+    ("repeat", {"repeat": {"freq": "weekly", "weekdays": ["mon", "wed"], "time": "09:00"}}),
+    ("repeat", {"repeat": {"freq": "monthly", "monthDays": [1, 15, -1], "time": "18:30"}}),
+    ("rrule", {"rrule": "FREQ=WEEKLY;BYDAY=MO,WE;BYHOUR=9;BYMINUTE=0"}),
+    ("rrule", {"rrule": "DTSTART:20000103T090000\nFREQ=MONTHLY;BYDAY=-1FR;BYHOUR=18"}),
+    ("rrule", {"rrule": "DTSTART:20000103T090000\nFREQ=DAILY;INTERVAL=3;COUNT=5000"}),
+    ("every", {"every": "1h"}),
+]
+CREATED = datetime(2026, 1, 1, tzinfo=UTC)
+SECONDS = 0.3
+ROUNDS = 3
+CHAIN = 20
+
+
+def rate(call: Callable[[Any], Any], inputs: list[Any], *, chain: bool) -> float:
+    """The best of ROUNDS measurements (other processes on the box only slow a round down)."""
+    return max(_rate(call, inputs, chain=chain) for _ in range(ROUNDS))
+
+
+def _rate(call: Callable[[Any], Any], inputs: list[Any], *, chain: bool) -> float:
+    """Calls per second over about SECONDS.
+
+    random: one call per input. chain: from each input, CHAIN calls each fed the previous
+    answer, so the chains stay within the years the inputs span.
+    """
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < SECONDS:
+        for item in inputs:
+            value = item
+            for _ in range(CHAIN if chain else 1):
+                value = call(value)
+                if value is None:
+                    break
+            done += CHAIN if chain else 1
+    return done / (time.perf_counter() - started)
+
+
+def random_instants(zone: str) -> list[datetime]:
+    rng = random.Random(7)
+    tz = load_zone(zone)
+    span = 5 * 365 * 86400
+    return [CREATED.astimezone(tz) + timedelta(seconds=rng.uniform(0, span)) for _ in range(200)]
+
+
+def ours(raw: dict[str, Any], zone: str) -> Trigger:
+    schedule, _ = parse_schedule(raw)
+    return compile_schedule(schedule, load_zone(zone), created=CREATED)
+
+
+def apscheduler_rates(expr: str, zone: str) -> tuple[float, float] | None:
+    try:
+        from apscheduler.triggers.cron import CronTrigger
+    except ImportError:
+        return None
+    trigger = CronTrigger.from_crontab(expr, timezone=load_zone(zone))
+    step = timedelta(microseconds=1)
+
+    def call(after: datetime) -> datetime:
+        fire: datetime = trigger.get_next_fire_time(None, after + step)
+        return fire
+
+    instants = random_instants(zone)
+    return rate(call, instants, chain=True), rate(call, instants, chain=False)
+
+
+def main() -> int:
+    rows = []
+    for kind, raw in CASES:
+        spec = next(iter(raw.values()))
+        label = spec if isinstance(spec, str) else str(spec)
+        for zone in ZONES:
+            instants = random_instants(zone)
+            trigger = ours(raw, zone)
+            chain = rate(trigger.next_after, instants, chain=True)
+            scattered = rate(trigger.next_after, instants, chain=False)
+            peer = apscheduler_rates(spec, zone) if kind == "cron" else None
+            rows.append((kind, label.replace("\n", " "), zone, chain, scattered, peer))
+    print(f"{'kind':7} {'zone':17} {'chain/s':>9} {'random/s':>9} {'APS chain':>10} {'APS rand':>9}  spec")
+    for kind, label, zone, chain, scattered, peer in rows:
+        aps = f"{peer[0]:>10,.0f} {peer[1]:>9,.0f}" if peer else f"{'':>10} {'':>9}"
+        print(f"{kind:7} {zone:17} {chain:>9,.0f} {scattered:>9,.0f} {aps}  {label[:60]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

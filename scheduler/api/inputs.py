@@ -1,0 +1,226 @@
+"""Reading requests: JSON bodies, small action bodies, query parameters, and the PATCH merge.
+
+Every problem is an :class:`~scheduler.errors.InvalidInput` naming the field (``body``,
+``until``, ``page``...), which the error middleware turns into a 400. Nothing here changes state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final
+
+import msgspec
+from aiohttp import web
+
+from scheduler.api.keys import SCHEDULER, STATE, Phase
+from scheduler.errors import InvalidInput, InvalidState, NotReady
+from scheduler.jobspec import Check, expect_int, invalid, read_keys
+from scheduler.model import Job
+from scheduler.schedules import load_zone
+
+_JSON_TYPES: Final = ("application/json", "application/merge-patch+json")
+
+
+def admitting(request: web.Request) -> None:
+    if request.app[STATE].phase is not Phase.RUNNING:
+        raise NotReady("the scheduler is starting or stopping; try again shortly")
+
+
+def check_can_wait(request: web.Request) -> None:
+    """``?wait=true`` while dispatching is paused would hang until resumed: refuse it."""
+    if request.app[SCHEDULER].store.paused:
+        raise InvalidState(
+            "the scheduler is paused, so a run waited for would not start; resume it first",
+            field="wait",
+        )
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON; 415 for another media type, 400 naming the problem."""
+    if request.content_type not in _JSON_TYPES:
+        raise web.HTTPUnsupportedMediaType(reason="send the body as application/json")
+    raw = await request.read()
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidInput(f"body: malformed JSON ({exc})", field="body") from None
+
+
+async def read_object(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
+    """The body as a JSON object. With ``optional``, no body at all means ``{}``."""
+    if optional and not request.body_exists:
+        return {}
+    raw = await read_json(request)
+    if not isinstance(raw, dict):
+        raise invalid("body", "a JSON object", raw)
+    return raw
+
+
+def read_fields(raw: Mapping[str, Any], checks: Mapping[str, Check]) -> dict[str, Any]:
+    """Check a small body's camelCase keys (``checks`` keyed snake_case); unknown keys are
+    errors. Raises the first problem."""
+    problems: list[InvalidInput] = []
+    values = read_keys(raw, checks, "", problems, style="camel")
+    if problems:
+        raise problems[0]
+    return values
+
+
+def query_int(request: web.Request, name: str, default: int, *, minimum: int, maximum: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    try:
+        value: object = int(text)
+    except ValueError:
+        value = text
+    return expect_int(value, name, minimum=minimum, maximum=maximum)
+
+
+def query_bool(request: web.Request, name: str) -> bool:
+    text = request.query.get(name)
+    if text is None or text in ("true", "1"):
+        return text is not None
+    if text in ("false", "0"):
+        return False
+    raise invalid(name, "true or false", text)
+
+
+def expect_instant(zone: str) -> Check:
+    """An ISO 8601 date-time: with an offset, or local in ``zone``; returns epoch seconds."""
+
+    def check(value: object, field: str) -> float:
+        if not isinstance(value, str):
+            raise invalid(field, "an ISO 8601 date-time such as 2026-12-24T09:00+09:00", value)
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise invalid(
+                field, "an ISO 8601 date-time such as 2026-12-24T09:00+09:00", value
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=load_zone(zone))
+        return moment.timestamp()
+
+    return check
+
+
+def expect_reason(value: object, field: str) -> str:
+    if not isinstance(value, str) or len(value) > 500:
+        raise invalid(field, "a string of at most 500 characters", value)
+    return value
+
+
+# --- PATCH ------------------------------------------------------------------------------------
+
+#: Keys a client may change with PATCH (camelCase, as in a job's input).
+WRITABLE: Final = frozenset(
+    {
+        "task",
+        "payload",
+        "schedule",
+        "timezone",
+        "priority",
+        "retry",
+        "maxRetries",
+        "timeout",
+        "misfire",
+        "overlap",
+        "onCrash",
+        "workflowName",
+        "name",
+    }
+)
+
+#: Keys of a job document that the server owns, or that identify the job.
+READ_ONLY: Final = frozenset(
+    {
+        "id",
+        "workflowId",
+        "uniqueKey",
+        "type",
+        "status",
+        "scheduledTime",
+        "createdAt",
+        "executedAt",
+        "completedAt",
+        "error",
+        "result",
+        "attempt",
+        "progress",
+        "runs",
+        "source",
+        "pausedUntil",
+        "pauseReason",
+    }
+)
+
+
+def job_input(job: Job) -> dict[str, Any]:
+    """The camelCase input that would create ``job`` as it is now (all policies spelled out,
+    so that config defaults do not creep back in when a patch is merged over it)."""
+    policy = job.policy
+    retry = policy.retry
+    doc: dict[str, Any] = {
+        "task": job.task,
+        "payload": job.payload,
+        "schedule": msgspec.to_builtins(job.schedule),
+        "timezone": job.timezone,
+        "priority": job.priority.value,
+        "retry": {
+            "max": retry.max,
+            "backoff": retry.backoff.value,
+            "delay": retry.delay,
+            "maxDelay": retry.max_delay,
+            "jitter": retry.jitter,
+        },
+        "timeout": policy.timeout,
+        "misfire": {"grace": policy.misfire.grace, "coalesce": policy.misfire.coalesce.value},
+        "overlap": policy.overlap.value,
+        "onCrash": policy.on_crash.value,
+    }
+    names = {
+        "workflowId": job.workflow_id,
+        "workflowName": job.workflow_name,
+        "uniqueKey": job.unique_key,
+        "name": job.name,
+    }
+    doc.update({key: value for key, value in names.items() if value is not None})
+    return doc
+
+
+def merge_patch(job: Job, patch: Mapping[str, Any]) -> dict[str, Any]:
+    """The job's input with ``patch`` applied, ready for the one job parser.
+
+    Rules: a server-owned or identity key is a 400 naming it; ``retry`` and ``misfire`` objects
+    merge key by key over the current values; any other key (``schedule`` included, whose kinds
+    exclude each other) is replaced whole; ``null`` removes a key, so its default applies.
+    Unknown keys pass through for the parser to reject with a suggestion.
+    """
+    for key in patch:
+        if key in READ_ONLY:
+            raise InvalidInput(
+                f"{key}: not writable (the server sets it, or it identifies the job)", field=key
+            )
+    merged = job_input(job)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif key in ("retry", "misfire") and isinstance(value, dict):
+            merged[key] = {**merged.get(key, {}), **value}
+        else:
+            merged[key] = value
+    retry_patch = patch.get("retry")
+    if "maxRetries" in patch and not (isinstance(retry_patch, dict) and "max" in retry_patch):
+        retry = merged.get("retry")
+        if isinstance(retry, dict):
+            retry.pop("max", None)
+    schedule_patch = patch.get("schedule")
+    if (
+        isinstance(schedule_patch, dict)
+        and "timezone" in schedule_patch
+        and "timezone" not in patch
+    ):
+        merged.pop("timezone", None)  # the new schedule names its own zone
+    return merged

@@ -1,0 +1,100 @@
+"""Job routes: list, create, read, modify, delete."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from scheduler.api.errors import json_response
+from scheduler.api.inputs import (
+    admitting,
+    check_can_wait,
+    merge_patch,
+    query_bool,
+    query_int,
+    read_object,
+)
+from scheduler.api.keys import SCHEDULER
+from scheduler.ids import encode
+from scheduler.jobspec import expect_choice, parse_job_input
+from scheduler.model import JobStatus, JobType, Run, Source
+from scheduler.views import job_json, run_json
+
+routes = web.RouteTableDef()
+
+MAX_PAGE_SIZE = 500
+
+
+@routes.get("/api/jobs")
+async def list_jobs(request: web.Request) -> web.Response:
+    """A page of jobs in creation order (oldest first), with the number that match in all."""
+    query = request.query
+    status = query.get("status")
+    kind = query.get("type")
+    page = query_int(request, "page", 1, minimum=1, maximum=1_000_000)
+    limit = query_int(request, "limit", 20, minimum=1, maximum=MAX_PAGE_SIZE)
+    items, total = request.app[SCHEDULER].service.list(
+        status=None if status is None else expect_choice(JobStatus, status, "status"),
+        type_=None if kind is None else expect_choice(JobType, kind, "type"),
+        workflow_id=query.get("workflowId"),
+        page=page,
+        limit=limit,
+    )
+    return json_response(
+        {"items": [job_json(job) for job in items], "total": total, "page": page, "limit": limit}
+    )
+
+
+@routes.post("/api/jobs")
+async def create_job(request: web.Request) -> web.Response:
+    admitting(request)
+    sched = request.app[SCHEDULER]
+    raw = await read_object(request)
+    spec = parse_job_input(raw, defaults=sched.defaults, style="camel", tasks=sched.runtimes)
+    wait = query_bool(request, "wait")
+    if wait:
+        check_can_wait(request)
+    done: asyncio.Future[Run] | None
+    if wait and spec.schedule.type is JobType.IMMEDIATE:
+        # Test mode: watch the job's own first run (it is due now) instead of adding a second.
+        job = sched.service.build(spec, source=Source.API)
+        done = sched.engine.next_run_end(job.id)
+        job = await sched.service.add(job)
+    else:
+        job = await sched.service.create(spec)
+        done = await sched.service.run_now(encode(job.id)) if wait else None
+    location = {"Location": f"/api/jobs/{encode(job.id)}"}
+    if done is None:
+        return json_response(job_json(job), status=201, headers=location)
+    run = await done
+    job = sched.service.get(encode(job.id))
+    return json_response(
+        {**job_json(job), "run": run_json(run, job.timezone)}, status=201, headers=location
+    )
+
+
+@routes.get("/api/jobs/{id}")
+async def get_job(request: web.Request) -> web.Response:
+    sched = request.app[SCHEDULER]
+    return json_response(job_json(sched.service.get(request.match_info["id"])))
+
+
+@routes.patch("/api/jobs/{id}")
+async def patch_job(request: web.Request) -> web.Response:
+    """Change a job's definition; the merged input is validated whole before anything changes."""
+    admitting(request)
+    sched = request.app[SCHEDULER]
+    job_id = request.match_info["id"]
+    job = sched.service.get(job_id)
+    patch = await read_object(request)
+    merged = merge_patch(job, patch)
+    spec = parse_job_input(merged, defaults=sched.defaults, style="camel", tasks=sched.runtimes)
+    return json_response(job_json(await sched.service.modify(job_id, spec)))
+
+
+@routes.delete("/api/jobs/{id}")
+async def delete_job(request: web.Request) -> web.Response:
+    admitting(request)
+    await request.app[SCHEDULER].service.delete(request.match_info["id"])
+    return web.Response(status=204)

@@ -1,0 +1,44 @@
+"""Typed keys for what the app shares with its handlers."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from scheduler.library import Scheduler
+
+
+class Phase(enum.StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+
+
+class DaemonState:
+    """What the daemon tells the API about its life cycle."""
+
+    def __init__(self) -> None:
+        self.phase = Phase.STARTING
+        self.loaded = False
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """How the API guards itself (see :mod:`scheduler.api.security`).
+
+    ``token`` None turns authentication off (only allowed on a loopback bind). ``loopback``
+    turns on the Host check against DNS rebinding. ``heartbeat`` is the seconds between SSE
+    comment lines (tests shorten it).
+    """
+
+    token: str | None = None
+    loopback: bool = True
+    cors_origins: tuple[str, ...] = ()
+    heartbeat: float = 15.0
+
+
+SCHEDULER = web.AppKey("scheduler", Scheduler)
+STATE = web.AppKey("state", DaemonState)
+SETTINGS = web.AppKey("settings", ApiSettings)

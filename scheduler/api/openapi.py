@@ -1,0 +1,755 @@
+"""``GET /api/openapi.json``: the OpenAPI 3.1 description of the whole HTTP API.
+
+The schedule's calendar parts (``Repeat``, ``DstPolicy`` and their enums) are generated from the
+msgspec records that hold them; the rest is written here, next to nothing else, and checked by
+tests: the document validates, every served route is in it, and real responses (including a
+schemathesis run against a live daemon) conform to it.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from scheduler.api.errors import json_response
+from scheduler.model import (
+    Backoff,
+    Coalesce,
+    DstPolicy,
+    JobStatus,
+    JobType,
+    OnCrash,
+    Outcome,
+    Overlap,
+    Priority,
+    Repeat,
+    Source,
+)
+
+routes = web.RouteTableDef()
+
+Schema = dict[str, Any]
+
+_REF = "#/components/schemas/{name}"
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": _REF.format(name=name)}
+
+
+def nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def enum_of(kind: type[Any]) -> Schema:
+    return {"type": "string", "enum": [member.value for member in kind]}
+
+
+def obj(
+    properties: dict[str, Schema],
+    *,
+    required: tuple[str, ...] = (),
+    closed: bool = True,
+    description: str | None = None,
+) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    if closed:
+        schema["additionalProperties"] = False
+    if description:
+        schema["description"] = description
+    return schema
+
+
+STRING: Schema = {"type": "string"}
+INSTANT: Schema = {"type": "string", "format": "date-time"}
+ANY: Schema = {}
+DURATION: Schema = {
+    "description": "A duration: '90s', '15m', '2h', '1d', '1h30m', or seconds as a number.",
+    "anyOf": [
+        {"type": "string", "examples": ["90s", "15m", "2h", "1d"]},
+        {"type": "number", "exclusiveMinimum": 0},
+    ],
+}
+
+
+def _generated() -> dict[str, Schema]:
+    _, generated = msgspec.json.schema_components([Repeat, DstPolicy], ref_template=_REF)
+    defs: dict[str, Schema] = msgspec.json.decode(msgspec.json.encode(generated))  # tuples -> lists
+    for schema in defs.values():
+        schema.pop("description", None)  # docstrings written for Python readers
+    return defs
+
+
+def _schedule_in() -> Schema:
+    return obj(
+        {
+            "delay": DURATION,
+            "at": {"type": "string", "description": "local in the job's zone, or with an offset"},
+            "every": DURATION,
+            "start": STRING,
+            "end": STRING,
+            "cron": {"type": "string", "examples": ["0 9 * * 1-5", "@daily", "@every 1h"]},
+            "repeat": ref("Repeat"),
+            "rrule": {"type": "string", "examples": ["FREQ=WEEKLY;BYDAY=MO,WE;BYHOUR=9"]},
+            "timezone": {"type": "string", "examples": ["Asia/Seoul"]},
+            "dst": ref("DstPolicy"),
+        },
+        description="At most one of delay, at, every, cron, repeat, rrule; none: immediate.",
+    )
+
+
+def _schedule_out() -> Schema:
+    return obj(
+        {
+            "delay": STRING,
+            "at": STRING,
+            "every": STRING,
+            "start": STRING,
+            "end": STRING,
+            "cron": STRING,
+            "repeat": ref("Repeat"),
+            "rrule": STRING,
+            "dst": ref("DstPolicy"),
+        },
+        description="As submitted, normalised: durations spelled like '1h30m'.",
+    )
+
+
+def _policies_in() -> dict[str, Schema]:
+    return {
+        "retry": obj(
+            {
+                "max": {"type": "integer", "minimum": 0, "maximum": 1000},
+                "backoff": enum_of(Backoff),
+                "delay": DURATION,
+                "maxDelay": DURATION,
+                "jitter": {"type": "number", "minimum": 0, "maximum": 1},
+            }
+        ),
+        "maxRetries": {"type": "integer", "minimum": 0, "maximum": 1000},
+        "timeout": nullable(DURATION),
+        "misfire": obj({"grace": nullable(DURATION), "coalesce": enum_of(Coalesce)}),
+        "overlap": enum_of(Overlap),
+        "onCrash": enum_of(OnCrash),
+    }
+
+
+def _job_in() -> Schema:
+    return obj(
+        {
+            "task": {"type": "string", "description": "a task from config or registered in code"},
+            "payload": ANY,
+            "schedule": ref("ScheduleInput"),
+            "timezone": {"type": "string", "examples": ["Asia/Seoul"]},
+            "priority": enum_of(Priority),
+            "workflowId": STRING,
+            "workflowName": STRING,
+            "uniqueKey": STRING,
+            "name": STRING,
+            **_policies_in(),
+        },
+        description="A new job. Without task, the config's 'workflow' task runs it.",
+    )
+
+
+def _job_patch() -> Schema:
+    def opt(schema: Schema) -> Schema:
+        return nullable(schema)
+
+    fields = {
+        "task": STRING,
+        "payload": ANY,
+        "schedule": ref("ScheduleInput"),
+        "timezone": STRING,
+        "priority": enum_of(Priority),
+        "workflowName": STRING,
+        "name": STRING,
+        **_policies_in(),
+    }
+    return obj(
+        {key: opt(schema) for key, schema in fields.items()},
+        description=(
+            "Keys to change. retry and misfire merge key by key; other keys are replaced "
+            "whole; null restores the default. Changing schedule or timezone recomputes "
+            "scheduledTime from now. id, status, attempt and the other server fields, "
+            "workflowId and uniqueKey are not writable (400 naming the field)."
+        ),
+    )
+
+
+def _job_out() -> Schema:
+    props: dict[str, Schema] = {
+        "id": STRING,
+        "workflowId": nullable(STRING),
+        "workflowName": STRING,
+        "name": nullable(STRING),
+        "type": enum_of(JobType),
+        "status": enum_of(JobStatus),
+        "scheduledTime": nullable(INSTANT),
+        "createdAt": INSTANT,
+        "executedAt": nullable(INSTANT),
+        "completedAt": nullable(INSTANT),
+        "error": nullable(STRING),
+        "result": ANY,
+        "task": STRING,
+        "payload": ANY,
+        "schedule": ref("Schedule"),
+        "timezone": STRING,
+        "priority": enum_of(Priority),
+        "attempt": {"type": "integer", "minimum": 0},
+        "maxRetries": {"type": "integer", "minimum": 0},
+        "retry": obj(
+            {
+                "max": {"type": "integer"},
+                "backoff": enum_of(Backoff),
+                "delay": STRING,
+                "maxDelay": STRING,
+                "jitter": {"type": "number"},
+            },
+            required=("max", "backoff", "delay", "maxDelay", "jitter"),
+        ),
+        "timeout": nullable(STRING),
+        "misfire": obj(
+            {"grace": nullable(STRING), "coalesce": enum_of(Coalesce)},
+            required=("grace", "coalesce"),
+        ),
+        "overlap": enum_of(Overlap),
+        "onCrash": enum_of(OnCrash),
+        "uniqueKey": nullable(STRING),
+        "progress": nullable(
+            obj(
+                {"percent": {"type": "number"}, "message": nullable(STRING)},
+                required=("percent", "message"),
+            )
+        ),
+        "runs": {"type": "integer", "minimum": 0},
+        "source": enum_of(Source),
+        "pausedUntil": nullable(INSTANT),
+        "pauseReason": nullable(STRING),
+    }
+    return obj(props, required=tuple(props))
+
+
+def _run_out() -> Schema:
+    props: dict[str, Schema] = {
+        "fireId": {"type": "string", "description": "job id and scheduled instant (ms)"},
+        "scheduledTime": INSTANT,
+        "attempt": {"type": "integer", "minimum": 0},
+        "outcome": enum_of(Outcome),
+        "startedAt": nullable(INSTANT),
+        "endedAt": nullable(INSTANT),
+        "duration": nullable({"type": "number"}),
+        "lateness": nullable({"type": "number"}),
+        "error": nullable(STRING),
+        "reason": nullable(STRING),
+        "result": ANY,
+    }
+    return obj(props, required=tuple(props))
+
+
+def _status() -> Schema:
+    count: Schema = {"type": "integer", "minimum": 0}
+    return obj(
+        {
+            "isRunning": {"type": "boolean"},
+            "totalJobs": count,
+            "pendingJobs": count,
+            "runningJobs": count,
+            "completedJobs": count,
+            "failedJobs": count,
+            "cancelledJobs": count,
+            "pausedJobs": count,
+            "state": {"type": "string", "enum": ["starting", "running", "paused", "stopping"]},
+            "nextJob": nullable(
+                obj(
+                    {
+                        "id": STRING,
+                        "workflowName": STRING,
+                        "scheduledTime": INSTANT,
+                        "type": enum_of(JobType),
+                    },
+                    required=("id", "workflowName", "scheduledTime", "type"),
+                )
+            ),
+        },
+        required=(
+            "isRunning",
+            "totalJobs",
+            "pendingJobs",
+            "runningJobs",
+            "completedJobs",
+            "failedJobs",
+            "nextJob",
+        ),
+        closed=False,
+        description="The homepage card contract: keys are never removed or renamed.",
+    )
+
+
+def _error() -> Schema:
+    return obj(
+        {
+            "error": obj(
+                {
+                    "code": STRING,
+                    "message": STRING,
+                    "field": nullable(STRING),
+                    "existingId": STRING,
+                },
+                required=("code", "message", "field"),
+            )
+        },
+        required=("error",),
+    )
+
+
+def components() -> dict[str, Schema]:
+    schemas = {
+        **_generated(),
+        "ScheduleInput": _schedule_in(),
+        "Schedule": _schedule_out(),
+        "JobInput": _job_in(),
+        "JobPatch": _job_patch(),
+        "Job": _job_out(),
+        "Run": _run_out(),
+        "JobPage": obj(
+            {
+                "items": {"type": "array", "items": ref("Job")},
+                "total": {"type": "integer", "minimum": 0},
+                "page": {"type": "integer", "minimum": 1},
+                "limit": {"type": "integer", "minimum": 1},
+            },
+            required=("items", "total", "page", "limit"),
+        ),
+        "RunList": obj(
+            {
+                "items": {"type": "array", "items": ref("Run"), "description": "newest first"},
+                "total": {"type": "integer", "minimum": 0},
+            },
+            required=("items", "total"),
+        ),
+        "NextTimes": obj(
+            {
+                "timezone": STRING,
+                "items": {
+                    "type": "array",
+                    "items": obj({"utc": INSTANT, "local": INSTANT}, required=("utc", "local")),
+                },
+            },
+            required=("timezone", "items"),
+        ),
+        "Status": _status(),
+        "Health": obj({"ok": {"type": "boolean"}, "state": STRING}, required=("ok", "state")),
+        "Error": _error(),
+    }
+    # A job with its run: Job plus "run" (allOf over a closed Job would forbid the extra key).
+    job_with_run = dict(schemas["Job"])
+    job_with_run["properties"] = {**job_with_run["properties"], "run": ref("Run")}
+    job_with_run["required"] = [*job_with_run["required"], "run"]
+    schemas["JobWithRun"] = job_with_run
+    return schemas
+
+
+# --- operations ------------------------------------------------------------------------------
+
+_ERROR_TEXT = {
+    "400": "Invalid input: the message names the field and what was expected",
+    "401": "Missing or invalid bearer token",
+    "403": "Host is not a loopback name (DNS rebinding guard)",
+    "404": "No such job",
+    "409": "Conflict: duplicate unique key, or the job's state does not allow this",
+    "413": "Body larger than 1 MiB",
+    "415": "Body is not application/json",
+    "503": "The daemon is starting or stopping",
+    "507": "The disk is full: the change was not made",
+}
+_READ_ERRORS = ("401", "403", "404", "503")
+_WRITE_ERRORS = ("400", "401", "403", "404", "409", "413", "415", "503", "507")
+
+
+def _json(schema: Schema, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _op(
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    errors: tuple[str, ...] = _READ_ERRORS,
+    params: tuple[Schema, ...] = (),
+    body: Schema | None = None,
+    body_required: bool = True,
+    open_: bool = False,
+    description: str | None = None,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": dict(responses)}
+    if description:
+        op["description"] = description
+    if params:
+        op["parameters"] = list(params)
+    if body is not None:
+        op["requestBody"] = {
+            "required": body_required,
+            "content": {"application/json": {"schema": body}},
+        }
+    for code in errors:
+        op["responses"].setdefault(code, _json(ref("Error"), _ERROR_TEXT[code]))
+    if open_:
+        op["security"] = []
+    return op
+
+
+def _query(name: str, schema: Schema, description: str) -> Schema:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _path(name: str, description: str) -> Schema:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": STRING,
+        "description": description,
+    }
+
+
+JOB_ID = _path("id", "the job's id")
+WORKFLOW_ID = _path("workflowId", "the workflow's id")
+FORCE = _query("force", {"type": "boolean"}, "run even if the overlap policy says not to")
+WAIT = _query(
+    "wait", {"type": "boolean"}, "answer only when the run has finished, with the run (test mode)"
+)
+
+
+def _job_paths() -> dict[str, Any]:
+    job = _json(ref("Job"), "The job")
+    optional_empty = obj({})
+    return {
+        "/api/jobs": {
+            "get": _op(
+                "List jobs in creation order (oldest first)",
+                {"200": _json(ref("JobPage"), "One page of jobs")},
+                errors=("400", "401", "403", "503"),
+                params=(
+                    _query("status", enum_of(JobStatus), "only jobs in this status"),
+                    _query("type", enum_of(JobType), "only jobs of this type"),
+                    _query("workflowId", STRING, "only jobs of this workflow"),
+                    _query("page", {"type": "integer", "minimum": 1, "default": 1}, "page"),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": 500, "default": 20},
+                        "page size",
+                    ),
+                ),
+            ),
+            "post": _op(
+                "Create a job",
+                {
+                    "201": {
+                        **_json(ref("JobWithRun"), "Created (with ?wait=true: and run)"),
+                        "headers": {"Location": {"schema": STRING}},
+                    },
+                },
+                errors=_WRITE_ERRORS,
+                params=(WAIT,),
+                body=ref("JobInput"),
+            ),
+        },
+        "/api/jobs/{id}": {
+            "parameters": [JOB_ID],
+            "get": _op("Read a job", {"200": job}),
+            "patch": _op(
+                "Change a job's schedule, payload, priority or policies",
+                {"200": job},
+                errors=_WRITE_ERRORS,
+                body=ref("JobPatch"),
+            ),
+            "delete": _op(
+                "Remove a job (stopping its run in flight)",
+                {"204": {"description": "Removed"}},
+                errors=_WRITE_ERRORS,
+            ),
+        },
+        "/api/jobs/{id}/run": {
+            "parameters": [JOB_ID],
+            "post": _op(
+                "Run now, outside the schedule",
+                {
+                    "202": _json(ref("Job"), "Queued"),
+                    "200": _json(ref("JobWithRun"), "With ?wait=true: the finished run"),
+                },
+                errors=_WRITE_ERRORS,
+                params=(FORCE, WAIT),
+                body=optional_empty,
+                body_required=False,
+                description=(
+                    "While the job runs its overlap policy decides unless force=true: allow runs "
+                    "alongside, cancel_other stops the run in flight, buffer_one runs after it, "
+                    "skip answers 409."
+                ),
+            ),
+        },
+        "/api/jobs/{id}/cancel": {
+            "parameters": [JOB_ID],
+            "post": _op(
+                "Cancel a pending job or stop a running one",
+                {"200": job},
+                errors=_WRITE_ERRORS,
+                body=optional_empty,
+                body_required=False,
+            ),
+        },
+        "/api/jobs/{id}/pause": {
+            "parameters": [JOB_ID],
+            "post": _op(
+                "Pause a pending job, optionally until an instant",
+                {"200": job},
+                errors=_WRITE_ERRORS,
+                body=obj({"until": nullable(STRING), "reason": nullable(STRING)}),
+                body_required=False,
+                description="until: ISO 8601, local in the job's zone unless it has an offset.",
+            ),
+        },
+        "/api/jobs/{id}/resume": {
+            "parameters": [JOB_ID],
+            "post": _op(
+                "Resume a paused job",
+                {"200": job},
+                errors=_WRITE_ERRORS,
+                body=obj({"catchUp": {"type": "boolean", "default": False}}),
+                body_required=False,
+                description="Missed occurrences are skipped unless catchUp is true.",
+            ),
+        },
+        "/api/jobs/{id}/retry": {
+            "parameters": [JOB_ID],
+            "post": _op(
+                "Re-queue a failed job now, attempt count reset",
+                {"200": job},
+                errors=_WRITE_ERRORS,
+                body=optional_empty,
+                body_required=False,
+            ),
+        },
+        "/api/jobs/{id}/runs": {
+            "parameters": [JOB_ID],
+            "get": _op("Run history, newest first", {"200": _json(ref("RunList"), "Runs")}),
+        },
+        "/api/jobs/{id}/next": {
+            "parameters": [JOB_ID],
+            "get": _op(
+                "The next n run times, in UTC and in the job's zone",
+                {"200": _json(ref("NextTimes"), "Run times")},
+                errors=("400", *_READ_ERRORS),
+                params=(
+                    _query(
+                        "n",
+                        {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10},
+                        "how many",
+                    ),
+                ),
+            ),
+        },
+    }
+
+
+def _other_paths() -> dict[str, Any]:
+    status = _json(ref("Status"), "Scheduler status")
+    empty = obj({})
+    return {
+        "/api/workflows/{workflowId}/schedule": {
+            "parameters": [WORKFLOW_ID],
+            "put": _op(
+                "Register a workflow's schedule (one job per workflow, updated in place)",
+                {
+                    "200": _json(ref("Job"), "Updated in place"),
+                    "201": {
+                        **_json(ref("Job"), "Created"),
+                        "headers": {"Location": {"schema": STRING}},
+                    },
+                },
+                errors=_WRITE_ERRORS,
+                body=ref("JobInput"),
+            ),
+            "delete": _op(
+                "Remove the workflow's job",
+                {"204": {"description": "Removed"}},
+                errors=_WRITE_ERRORS,
+            ),
+        },
+        "/api/scheduler": {
+            "get": _op(
+                "Status card",
+                {"200": status, "304": {"description": "Not modified"}},
+                errors=(),
+                open_=True,
+            ),
+            "head": _op(
+                "Status card headers",
+                {"200": {"description": "Headers only"}, "304": {"description": "Not modified"}},
+                errors=(),
+                open_=True,
+            ),
+        },
+        "/api/scheduler/pause": {
+            "post": _op(
+                "Stop dispatching (jobs are still accepted)",
+                {"200": status},
+                errors=_WRITE_ERRORS,
+                body=empty,
+                body_required=False,
+            ),
+        },
+        "/api/scheduler/resume": {
+            "post": _op(
+                "Restart dispatching",
+                {"200": status},
+                errors=_WRITE_ERRORS,
+                body=empty,
+                body_required=False,
+            ),
+        },
+        "/api/scheduler/clean": {
+            "post": _op(
+                "Remove finished jobs now",
+                {
+                    "200": _json(
+                        obj({"removed": {"type": "integer", "minimum": 0}}, required=("removed",)),
+                        "How many were removed",
+                    )
+                },
+                errors=_WRITE_ERRORS,
+                body=obj(
+                    {
+                        "status": {
+                            "anyOf": [
+                                {"type": "string", "enum": ["completed", "failed", "cancelled"]},
+                                {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "string",
+                                        "enum": ["completed", "failed", "cancelled"],
+                                    },
+                                },
+                            ]
+                        },
+                        "olderThan": DURATION,
+                    }
+                ),
+                body_required=False,
+            ),
+        },
+        "/api/events": {
+            "get": _op(
+                "Live events (Server-Sent Events)",
+                {
+                    "200": {
+                        "description": "An event stream",
+                        "content": {"text/event-stream": {"schema": STRING}},
+                    }
+                },
+                errors=("400", "401", "403", "503"),
+                params=(
+                    _query("jobId", STRING, "only this job's events"),
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "schema": STRING,
+                        "description": "resume after this event",
+                    },
+                ),
+                description=(
+                    "Event types: job-created, job-started, job-progress, job-completed, "
+                    "job-failed, job-retry, job-cancelled, scheduler-status; data is JSON with "
+                    "jobId and the event's fields. A comment line is sent every 15 s. A client "
+                    "that falls behind gets one stream-overflow event and is disconnected."
+                ),
+            ),
+        },
+        "/healthz": {
+            "get": _op(
+                "Liveness",
+                {
+                    "200": _json(ref("Health"), "Alive and loaded"),
+                    "503": _json(ref("Health"), "Starting or stopping"),
+                },
+                errors=(),
+                open_=True,
+            ),
+        },
+        "/metrics": {
+            "get": _op(
+                "Prometheus metrics",
+                {
+                    "200": {
+                        "description": "Text exposition format",
+                        "content": {"text/plain": {"schema": STRING}},
+                    }
+                },
+                errors=("401", "403"),
+            ),
+        },
+        "/api/openapi.json": {
+            "get": _op(
+                "This document",
+                {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+                errors=("401", "403"),
+            ),
+        },
+        "/": {
+            "get": _op(
+                "The dashboard",
+                {"200": {"description": "HTML", "content": {"text/html": {"schema": STRING}}}},
+                errors=("404",),
+                open_=True,
+            ),
+        },
+        "/static/{path}": {
+            "parameters": [_path("path", "a file of the dashboard")],
+            "get": _op(
+                "The dashboard's static files",
+                {"200": {"description": "The file"}},
+                errors=("404",),
+                open_=True,
+            ),
+        },
+    }
+
+
+@cache
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "scheduler",
+            "version": "1",
+            "description": (
+                'Job scheduler API. Errors are {"error": {"code", "message", "field"}}. '
+                "Times are ISO 8601 with the offset of the job's time zone."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}],
+        "paths": {**_job_paths(), **_other_paths()},
+        "components": {
+            "schemas": components(),
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+@routes.get("/api/openapi.json")
+async def openapi_json(_request: web.Request) -> web.Response:
+    return json_response(document())

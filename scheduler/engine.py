@@ -1,0 +1,936 @@
+"""The engine: sleeps until the earliest due time or until woken, and runs what is due.
+
+How a job gets run:
+
+1. The store's due heap holds every pending job's next instant. One timer is armed (through the
+   injected clock) for the earliest; adding an earlier job re-arms it. A periodic scan
+   (``scan_interval``) re-arms from the wall clock, so a clock step or a suspend is caught within
+   one interval; it is never the only trigger.
+2. When the timer fires, due jobs are popped (never before their instant: the clock is re-read)
+   and planned: the misfire policy (:mod:`scheduler.misfire`) and, for a job still running, the
+   overlap policy decide what runs; what does not run is recorded as a run with an outcome.
+3. What runs goes to the ready queue, ordered by priority, then scheduled time, then creation
+   order. ``max_concurrency`` long-lived workers take from it, honouring per-task concurrency and
+   rate limits. A worker journals the run's start (durably) before calling the executor, so a
+   fire id is never claimed twice, then applies the timeout and records the outcome: success,
+   a retry (a pending attempt in the store, not a sleeping task), or a final failure.
+
+Cancelling a run (cancel, delete, ``cancel_other``, shutdown) moves the deadline of the run's
+``asyncio.timeout`` to now, with a reason; the executor sees ``CancelledError`` and cleans up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import random
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from msgspec.structs import replace
+
+from scheduler.clock import Clock, Timer
+from scheduler.errors import StorageFull
+from scheduler.events import Hub
+from scheduler.executors.base import Executor, RunContext
+from scheduler.ids import encode
+from scheduler.misfire import plan_fire, plan_one_off
+from scheduler.model import (
+    Coalesce,
+    Job,
+    JobStatus,
+    JobType,
+    OnCrash,
+    Outcome,
+    Overlap,
+    Progress,
+    PutJob,
+    Run,
+    RunResult,
+    fire_id,
+)
+from scheduler.retry import delay_for
+from scheduler.schedules import load_zone
+from scheduler.store import Store
+from scheduler.triggers import Trigger, compile_schedule
+
+log = logging.getLogger("scheduler.engine")
+
+DUE: Final = 0  # a scheduled occurrence or a pending retry
+MANUAL: Final = 1  # "run now": outside the schedule
+BUFFERED: Final = 2  # an occurrence held back by overlap=buffer_one (or coalesce=all)
+RETRY: Final = 3  # the next attempt of a failed run (same fire)
+_YIELD_EVERY: Final = 64
+_RESULT_CAP: Final = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRuntime:
+    """What the engine knows of a task: how to run it and its limits."""
+
+    executor: Executor
+    timeout: float | None = None
+    concurrency: int | None = None
+    rate_limit: tuple[int, float] | None = None  # (count, per seconds)
+
+
+@dataclass(slots=True)
+class ActiveRun:
+    job_id: int
+    fire: float
+    attempt: int
+    started: float
+    manual: bool
+    scope: asyncio.Timeout | None = None
+    cancel_reason: str | None = None
+    done: asyncio.Future[Run] | None = None
+
+
+@dataclass(slots=True)
+class _TaskState:
+    running: int = 0
+    blocked: list[Item] = field(default_factory=list)
+    starts: deque[float] = field(default_factory=deque)
+
+
+RunListener = Callable[[Job, Run], None]
+
+#: A ready-queue entry: (priority rank, sort instant, job id, sequence, kind, fire, expected
+#: ``scheduled`` of the job, waiter, the job's next instant once this run starts - or
+#: ``_FROM_FIRE`` to compute it from the fire). The sequence makes entries unique, so
+#: comparison never reaches the later fields.
+Item = tuple[
+    int, float, int, int, int, float, float | None, "asyncio.Future[Run] | None", float | None
+]
+_FROM_FIRE: Final = -1.0
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        tasks: Mapping[str, TaskRuntime],
+        hub: Hub | None = None,
+        max_concurrency: int = 10,
+        scan_interval: float = 60.0,
+        retention: float = 86400.0,
+        default_timeout: float | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.tasks = tasks
+        self.hub = hub or Hub()
+        self.max_concurrency = max_concurrency
+        self.scan_interval = scan_interval
+        self.retention = retention
+        self.default_timeout = default_timeout
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.listeners: list[RunListener] = []
+        self.running: dict[int, list[ActiveRun]] = {}
+        self.stopping = False
+        self._ready: list[Item] = []
+        self._seq = 0
+        self._watchers: dict[int, list[asyncio.Future[Run]]] = {}
+        self._buffered: dict[int, float] = {}
+        self._held: set[int] = set()
+        self._task_state: dict[str, _TaskState] = {}
+        self._expiry: list[tuple[float, int]] = []
+        self._triggers: dict[int, tuple[Job, Trigger]] = {}
+        self._idle: deque[asyncio.Future[None]] = deque()
+        self._timer: Timer | None = None
+        self._timer_at: float | None = None
+        self._stopped: asyncio.Event | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._group: asyncio.TaskGroup | None = None
+        store.on_wake = self._arm
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def serve(self, started: asyncio.Event | None = None) -> None:
+        """Run until :meth:`stop` finishes; every task lives in this TaskGroup."""
+        self._stopped = asyncio.Event()
+        self.stopping = False
+        for job in self.store:
+            if job.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
+                self._note_finished(job)
+        async with asyncio.TaskGroup() as group:
+            self._group = group
+            self._workers = [group.create_task(self._worker()) for _ in range(self.max_concurrency)]
+            scan = group.create_task(self._scan_loop())
+            self._rearm()
+            if started is not None:
+                started.set()
+            await self._stopped.wait()
+            scan.cancel()
+            for worker in self._workers:
+                worker.cancel()
+        self._group = None
+
+    async def stop(self, grace: float) -> None:
+        """Stop admitting, let running runs finish for ``grace`` seconds, then cancel them."""
+        self.stopping = True
+        self._disarm()
+        waiting = [r.done for runs in self.running.values() for r in runs if r.done]
+        if waiting:
+            await self._wait_for(waiting, grace)
+        for runs in list(self.running.values()):
+            for run in runs:
+                self._cancel_run(run, "shutdown")
+        remaining = [r.done for runs in self.running.values() for r in runs if r.done]
+        if remaining:
+            # Executors stop what they started (a process group gets TERM, grace, KILL).
+            await asyncio.wait(remaining, timeout=grace + 30.0)
+        for fut in self._idle:
+            if not fut.done():
+                fut.cancel()
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def _wait_for(self, futures: list[asyncio.Future[Run]], seconds: float) -> None:
+        """Wait until all ``futures`` are done or ``seconds`` of the injected clock pass."""
+        if seconds <= 0:
+            return
+        everything = asyncio.ensure_future(asyncio.wait(futures))
+        timer = asyncio.ensure_future(self.clock.sleep(seconds))
+        await asyncio.wait({everything, timer}, return_when=asyncio.FIRST_COMPLETED)
+        for fut in (everything, timer):
+            fut.cancel()
+
+    def set_paused(self, paused: bool) -> None:
+        """Pause or resume dispatching for the whole daemon (jobs are still accepted)."""
+        self.store.set_paused(paused)
+        if paused:
+            self._disarm()
+        else:
+            self._rearm()
+            self._wake_workers()
+
+    def set_concurrency(self, limit: int) -> None:
+        """Change ``max_concurrency`` at run time (reload): add or retire workers."""
+        self.max_concurrency = limit
+        group = self._group
+        if group is None:
+            return
+        self._workers = [w for w in self._workers if not w.done()]
+        while len(self._workers) < limit:
+            self._workers.append(group.create_task(self._worker()))
+        self._wake_workers()
+
+    # --- the timer -----------------------------------------------------------------------
+
+    def _arm(self, when: float) -> None:
+        if self.stopping or self.store.paused or self._stopped is None:
+            return
+        if self._timer_at is not None and self._timer_at <= when:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self.clock.call_at(when, self._on_timer)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_at = None
+
+    def _rearm(self) -> None:
+        self._disarm()
+        self._on_timer()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if self.stopping or self.store.paused:
+            return
+        self._collect_due(self.clock.time())
+        nxt = self.store.next_wake()
+        if nxt is not None:
+            self._arm(nxt)
+
+    async def _scan_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self.scan_interval)
+            self.scan()
+
+    def scan(self) -> None:
+        """Re-check everything against the wall clock; expire finished jobs."""
+        self._expire(self.clock.time())
+        self._rearm()
+
+    # --- planning due jobs ---------------------------------------------------------------
+
+    def _collect_due(self, now: float) -> None:
+        pushed = 0
+        for job in self.store.pop_due(now):
+            if job.status is JobStatus.PAUSED:
+                self.resume_job(job, catch_up=False)
+            elif job.fire is not None and job.status is JobStatus.PENDING:
+                self._push(job, job.fire, RETRY, sort=job.scheduled)
+                pushed += 1
+            elif job.type is JobType.RECURRING:
+                pushed += self._plan_recurring(job, now)
+            elif plan_one_off(job.scheduled or now, now, job.policy.misfire):
+                self._push(job, job.scheduled or now, DUE)
+                pushed += 1
+            else:
+                self._record_missed(job, job.scheduled or now, job.scheduled or now, 1, now)
+                self._put(
+                    replace(
+                        job,
+                        status=JobStatus.FAILED,
+                        scheduled=None,
+                        completed=now,
+                        error="missed: later than its misfire grace",
+                    )
+                )
+        if pushed:
+            self._wake_workers()
+
+    def _plan_recurring(self, job: Job, now: float) -> int:
+        assert job.scheduled is not None
+        plan = plan_fire(job.scheduled, now, self._next_fn(job), job.policy.misfire)
+        if plan.missed_count and plan.missed_first is not None and plan.missed_last is not None:
+            self._record_missed(job, plan.missed_first, plan.missed_last, plan.missed_count, now)
+        if plan.run is None:
+            self._put(replace(job, scheduled=plan.next))
+            return 0
+        if job.id in self.running and job.policy.overlap is not Overlap.ALLOW:
+            return self._overlap(job, plan.run, plan.next)
+        self._push(job, plan.run, DUE, nxt=plan.next)
+        return 1
+
+    def _overlap(self, job: Job, fire: float, nxt: float | None) -> int:
+        policy = job.policy.overlap
+        if job.policy.misfire.coalesce is Coalesce.ALL:
+            self._held.add(job.id)  # due again as soon as the run in flight ends
+            return 0
+        if policy is Overlap.CANCEL_OTHER:
+            for run in self.running.get(job.id, ()):
+                self._cancel_run(run, "cancelled by a newer run (overlap=cancel_other)")
+        if policy is Overlap.CANCEL_OTHER or (
+            policy is Overlap.BUFFER_ONE and job.id not in self._buffered
+        ):
+            # The new run starts when the one in flight has ended (at once, if cancelled).
+            self._buffered[job.id] = fire
+            self._put(replace(job, scheduled=nxt))
+            return 0
+        now = self.clock.time()
+        self._record(
+            job,
+            Run(
+                job_id=job.id,
+                fire=fire,
+                attempt=0,
+                outcome=Outcome.SKIPPED_OVERLAP,
+                reason="the previous run was still running (overlap=skip)",
+                started=now,
+                ended=now,
+            ),
+        )
+        self._put(replace(job, scheduled=nxt))
+        return 0
+
+    def _record_missed(self, job: Job, first: float, last: float, count: int, now: float) -> None:
+        what = f"{count} run{'s' if count > 1 else ''} missed"
+        span = "" if first == last else f" from {self._iso(job, first)} to {self._iso(job, last)}"
+        self._record(
+            job,
+            Run(
+                job_id=job.id,
+                fire=first,
+                attempt=0,
+                outcome=Outcome.MISSED,
+                reason=f"{what}{span} (coalesce={job.policy.misfire.coalesce})",
+                started=now,
+                ended=now,
+                lateness=now - first,
+            ),
+        )
+
+    # --- the ready queue and workers -----------------------------------------------------
+
+    def _push(
+        self,
+        job: Job,
+        fire: float,
+        kind: int,
+        *,
+        sort: float | None = None,
+        waiter: asyncio.Future[Run] | None = None,
+        nxt: float | None = _FROM_FIRE,
+    ) -> None:
+        self._seq += 1
+        heapq.heappush(
+            self._ready,
+            (
+                job.priority.rank,
+                fire if sort is None else sort,
+                job.id,
+                self._seq,
+                kind,
+                fire,
+                job.scheduled,
+                waiter,
+                nxt,
+            ),
+        )
+
+    def _wake_workers(self) -> None:
+        idle = self._idle
+        for _ in range(min(len(idle), len(self._ready) or 1)):
+            fut = idle.popleft()
+            if not fut.done():
+                fut.set_result(None)
+
+    def _take(self) -> tuple[Item, Job] | None:
+        if self.stopping or self.store.paused:
+            return None
+        ready = self._ready
+        while ready:
+            item = heapq.heappop(ready)
+            job = self.store.jobs.get(item[2])
+            if job is None:
+                continue
+            state = self._task_state.get(job.task)
+            runtime = self.tasks.get(job.task)
+            if state is not None and runtime is not None and self._blocked(item, state, runtime):
+                continue
+            return item, job
+        return None
+
+    def _blocked(self, item: Item, state: _TaskState, runtime: TaskRuntime) -> bool:
+        if runtime.concurrency is not None and state.running >= runtime.concurrency:
+            heapq.heappush(state.blocked, item)
+            return True
+        if runtime.rate_limit is not None:
+            count, per = runtime.rate_limit
+            now = self.clock.monotonic()
+            while state.starts and now - state.starts[0] >= per:
+                state.starts.popleft()
+            if len(state.starts) >= count:
+                heapq.heappush(state.blocked, item)
+                release = self.clock.time() + per - (now - state.starts[0])
+                self.clock.call_at(release, lambda: self._unblock(state))
+                return True
+        return False
+
+    def _unblock(self, state: _TaskState) -> None:
+        for item in state.blocked:
+            heapq.heappush(self._ready, item)
+        state.blocked.clear()
+        self._wake_workers()
+
+    async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        done = 0
+        while True:
+            taken = self._take()
+            if taken is None:
+                fut: asyncio.Future[None] = loop.create_future()
+                self._idle.append(fut)
+                await fut
+                continue
+            await self._start(*taken)
+            done += 1
+            if done % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let timers and HTTP in between long bursts
+
+    # --- running -------------------------------------------------------------------------
+
+    async def _start(self, item: Item, job: Job) -> None:
+        _, _, job_id, _, kind, fire, expect, waiter, planned = item
+        now = self.clock.time()
+        recurring = job.type is JobType.RECURRING
+        if kind in (DUE, RETRY):
+            if job.status not in (JobStatus.PENDING, JobStatus.RUNNING) or job.scheduled != expect:
+                return  # changed while it waited for a slot (modified, cancelled, paused)
+            if expect is not None and expect > now:  # a timer fired early: never start early
+                self.store.requeue(job)
+                return
+            attempt = job.attempt + 1 if kind == RETRY else 1
+            nxt = None
+            if recurring:
+                nxt = self._next_after(job, fire) if planned == _FROM_FIRE else planned
+        elif kind == BUFFERED:
+            attempt, nxt = 1, job.scheduled
+        else:
+            fire, attempt = now, 1
+            nxt = job.scheduled if recurring else None
+        try:
+            job = self._put(
+                replace(
+                    job,
+                    status=JobStatus.RUNNING,
+                    fire=fire,
+                    attempt=attempt,
+                    executed=now,
+                    scheduled=nxt,
+                    progress=None,
+                    pid=None,
+                )
+            )
+            await self.store.commit()  # the start is durable before the side effect
+        except StorageFull:
+            log.warning(
+                "job %s: cannot record its start, the disk is full; retrying in 5 s", encode(job.id)
+            )
+            self.clock.call_at(now + 5.0, lambda: self._push_back(item))
+            return
+        run = ActiveRun(job_id, fire, attempt, now, kind == MANUAL)
+        run.done = waiter if waiter is not None else asyncio.get_running_loop().create_future()
+        self.running.setdefault(job_id, []).append(run)
+        state = self._task_state.get(job.task)
+        if state is None:
+            state = self._task_state[job.task] = _TaskState()
+        state.running += 1
+        state.starts.append(self.clock.monotonic())
+        if self.hub.active:
+            self.hub.publish("job-started", encode(job_id), {"attempt": attempt, "fire": fire})
+        try:
+            result = await self._execute(job, run)
+        finally:
+            state.running -= 1
+            if state.blocked:
+                self._unblock(state)
+        self._finish(job_id, run, result)
+
+    def _push_back(self, item: Item) -> None:
+        heapq.heappush(self._ready, item)
+        self._wake_workers()
+
+    async def _execute(self, job: Job, run: ActiveRun) -> RunResult:
+        runtime = self.tasks.get(job.task)
+        if runtime is None:
+            return RunResult(
+                outcome=Outcome.ERROR,
+                retryable=False,
+                error=f"unknown task {job.task!r}: not in config or registered",
+            )
+        timeout = job.policy.timeout or runtime.timeout or self.default_timeout
+        ctx = self._context(job, run)
+        # The deadline is armed on the injected clock (tests control it); expiry moves the
+        # scope's deadline to now, which cancels the executor the same way a cancel does.
+        timer = None
+        if timeout is not None:
+            timer = self.clock.call_at(run.started + timeout, lambda: self._cancel_run(run, None))
+        try:
+            async with asyncio.timeout(None) as scope:
+                run.scope = scope
+                if run.cancel_reason is not None:
+                    scope.reschedule(-1)
+                return await runtime.executor.run(ctx)
+        except TimeoutError:
+            if run.cancel_reason is not None:
+                return RunResult(
+                    outcome=Outcome.CANCELLED, error=run.cancel_reason, retryable=False
+                )
+            return RunResult(outcome=Outcome.TIMEOUT, error=f"timed out after {timeout:g} s")
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            log.exception("job %s: executor %s failed", encode(job.id), job.task)
+            return RunResult(outcome=Outcome.ERROR, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _context(self, job: Job, run: ActiveRun) -> RunContext:
+        sid = encode(job.id)
+        return RunContext(
+            job_id=sid,
+            fire_id=fire_id(sid, run.fire),
+            workflow_id=job.workflow_id,
+            workflow_name=job.display_name,
+            task=job.task,
+            payload=job.payload,
+            attempt=run.attempt,
+            scheduled_time=self._iso(job, run.fire),
+            report_progress=lambda pct, msg: self._progress(job.id, pct, msg),
+            report_pid=lambda pid: self._pid(job.id, pid),
+        )
+
+    def _progress(self, job_id: int, percent: float, message: str | None) -> None:
+        job = self.store.jobs.get(job_id)
+        if job is None or job.status is not JobStatus.RUNNING:
+            return
+        progress = Progress(max(0.0, min(100.0, float(percent))), message)
+        self.store.jobs[job_id] = replace(job, progress=progress)  # not journalled: transient
+        if self.hub.active:
+            self.hub.publish(
+                "job-progress", encode(job_id), {"percent": progress.percent, "message": message}
+            )
+
+    def _pid(self, job_id: int, pid: int | None) -> None:
+        job = self.store.jobs.get(job_id)
+        if job is None:
+            return
+        from scheduler.executors.command import process_start_ticks
+
+        ticks = process_start_ticks(pid) if pid is not None else None
+        try:
+            self._put(replace(job, pid=pid, pid_started=ticks))
+        except StorageFull:
+            log.warning("job %s: could not journal its process id (disk full)", encode(job_id))
+
+    def _finish(self, job_id: int, run: ActiveRun, result: RunResult) -> None:
+        now = self.clock.time()
+        runs = self.running.get(job_id, [])
+        if run in runs:
+            runs.remove(run)
+        if not runs:
+            self.running.pop(job_id, None)
+        outcome = result.outcome
+        if run.cancel_reason == "shutdown":
+            outcome = Outcome.INTERRUPTED
+        record = Run(
+            job_id=job_id,
+            fire=run.fire,
+            attempt=run.attempt,
+            outcome=outcome,
+            started=run.started,
+            ended=now,
+            lateness=None if run.manual else run.started - run.fire,
+            error=result.error if outcome is not Outcome.SUCCESS else None,
+            result=_cap(result.result),
+        )
+        job = self.store.jobs.get(job_id)
+        if job is not None:
+            self._record(job, record)
+            self._settle(job, run, result, record, now)
+        if run.done is not None and not run.done.done():
+            run.done.set_result(record)
+        for watcher in self._watchers.pop(job_id, ()):
+            if not watcher.done():
+                watcher.set_result(record)
+        buffered = self._buffered.pop(job_id, None)
+        job = self.store.jobs.get(job_id)
+        if job is not None and not self.stopping:
+            if buffered is not None:
+                self._push(job, buffered, BUFFERED)
+                self._wake_workers()
+            if job_id in self._held and job_id not in self.running:
+                self._held.discard(job_id)
+                self.store.requeue(job)
+
+    def _settle(self, job: Job, run: ActiveRun, result: RunResult, record: Run, now: float) -> None:
+        """Decide the job's state after a run: done, retry pending, failed or next occurrence."""
+        idle = JobStatus.RUNNING if job.id in self.running else JobStatus.PENDING
+        recurring = job.type is JobType.RECURRING
+        sid = encode(job.id)
+        base = replace(job, runs=job.runs + 1, progress=None, pid=None, interrupted=0)
+        if record.outcome is Outcome.SUCCESS:
+            new = replace(
+                base,
+                status=idle if recurring else JobStatus.COMPLETED,
+                error=None,
+                result=record.result,
+                completed=now,
+                fire=None,
+            )
+            event = "job-completed"
+        elif record.outcome is Outcome.INTERRUPTED:
+            new = self._interrupted(replace(base, interrupted=job.interrupted), run, now)
+            event = "job-cancelled"
+        elif (
+            record.outcome is Outcome.CANCELLED
+            and run.cancel_reason
+            and (run.cancel_reason.startswith("cancelled by a newer run"))
+        ):
+            new = replace(base, status=idle, error=record.error, fire=None, completed=now)
+            event = "job-cancelled"
+        elif record.outcome is Outcome.CANCELLED:
+            new = replace(
+                base,
+                status=JobStatus.CANCELLED,
+                error=record.error,
+                scheduled=None,
+                fire=None,
+                completed=now,
+            )
+            event = "job-cancelled"
+        else:
+            retry_at = self._retry_at(job, run, result, now)
+            if retry_at is not None:
+                new = replace(
+                    base,
+                    status=idle if job.id in self.running else JobStatus.PENDING,
+                    scheduled=retry_at,
+                    error=record.error,
+                    completed=now,
+                )
+                event = "job-retry"
+            elif recurring:
+                new = replace(base, status=idle, error=record.error, fire=None, completed=now)
+                event = "job-failed"
+            else:
+                new = replace(
+                    base, status=JobStatus.FAILED, error=record.error, fire=None, completed=now
+                )
+                event = "job-failed"
+        try:
+            self._put(new)
+        except StorageFull:
+            log.error(  # noqa: TRY400 - a full disk needs no traceback
+                "job %s: could not journal the end of its run (disk full); after a restart "
+                "the run counts as interrupted and follows onCrash",
+                sid,
+            )
+            self.store.apply(PutJob(new))  # memory stays truthful; only durability lags
+        if new.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
+            self._note_finished(new)
+        if self.hub.active:
+            self.hub.publish(
+                event,
+                sid,
+                {
+                    "outcome": record.outcome,
+                    "attempt": record.attempt,
+                    "error": record.error,
+                    "final": event != "job-retry",
+                },
+            )
+
+    def _retry_at(self, job: Job, run: ActiveRun, result: RunResult, now: float) -> float | None:
+        policy = job.policy.retry
+        if not result.retryable or run.attempt > policy.max:
+            return None
+        delay = delay_for(policy, run.attempt, self.rng)
+        if result.retry_after is not None:
+            delay = max(delay, result.retry_after)
+        retry_at = now + delay
+        if (
+            job.type is JobType.RECURRING
+            and job.scheduled is not None
+            and retry_at >= job.scheduled
+        ):
+            return None  # the next regular run comes first and supersedes the retry
+        return retry_at
+
+    def _interrupted(
+        self, job: Job, run: ActiveRun, now: float, *, cause: str = "a shutdown"
+    ) -> Job:
+        """A run cut short by shutdown or a crash: follow ``onCrash``. ``rerun`` keeps the
+        fire (same fire id, same attempt number) and runs it again at once; ``abandon`` lets a
+        one-off job fail and a recurring one wait for its next occurrence. A job interrupted
+        three times in a row is quarantined (failed), so a job that kills the process cannot
+        restart-loop it."""
+        count = job.interrupted + 1
+        if count >= 3:
+            return replace(
+                job,
+                status=JobStatus.FAILED,
+                fire=None,
+                scheduled=None,
+                completed=now,
+                interrupted=count,
+                error=f"quarantined: its runs were interrupted {count} times in a row",
+            )
+        if job.policy.on_crash is OnCrash.RERUN:
+            return replace(
+                job,
+                status=JobStatus.PENDING,
+                fire=run.fire,
+                attempt=run.attempt - 1,
+                scheduled=now,
+                interrupted=count,
+                error=f"interrupted by {cause}; rerun with the same fire id",
+            )
+        if job.type is JobType.RECURRING:
+            return replace(
+                job,
+                status=JobStatus.PENDING,
+                fire=None,
+                interrupted=count,
+                error=f"interrupted by {cause} (onCrash=abandon)",
+            )
+        return replace(
+            job,
+            status=JobStatus.FAILED,
+            fire=None,
+            scheduled=None,
+            completed=now,
+            interrupted=count,
+            error=f"interrupted by {cause} (onCrash=abandon)",
+        )
+
+    async def recover_interrupted(self) -> int:
+        """After a crash: every job still marked running had a run in flight. Stop a command
+        it left behind, record the run as ``interrupted`` and follow ``onCrash``."""
+        from scheduler.executors.command import stop_stale_process
+
+        now = self.clock.time()
+        count = 0
+        for job in [j for j in self.store if j.status is JobStatus.RUNNING]:
+            if job.pid is not None:
+                stopped = await stop_stale_process(job.pid, job.pid_started, 5.0)
+                if stopped:
+                    log.warning(
+                        "job %s: stopped process %d left from before the restart",
+                        encode(job.id),
+                        job.pid,
+                    )
+            fire = job.fire if job.fire is not None else (job.executed or now)
+            run = ActiveRun(job.id, fire, max(job.attempt, 1), job.executed or now, False)
+            self._record(
+                job,
+                Run(
+                    job_id=job.id,
+                    fire=fire,
+                    attempt=run.attempt,
+                    outcome=Outcome.INTERRUPTED,
+                    started=job.executed,
+                    reason="the process stopped while this run was in flight",
+                ),
+            )
+            self._put(
+                self._interrupted(replace(job, pid=None), run, now, cause="a crash or restart")
+            )
+            count += 1
+        await self.store.commit()
+        return count
+
+    # --- operations used by the service layer --------------------------------------------
+
+    def run_now(self, job: Job) -> asyncio.Future[Run]:
+        """Queue a run outside the schedule; the future resolves with the finished run."""
+        fut: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
+        self._push(job, self.clock.time(), MANUAL, waiter=fut)
+        self._wake_workers()
+        return fut
+
+    def next_run_end(self, job_id: int) -> asyncio.Future[Run]:
+        """A future that resolves with the next run of the job to finish."""
+        fut: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
+        self._watchers.setdefault(job_id, []).append(fut)
+        return fut
+
+    def cancel_runs(self, job_id: int, reason: str) -> list[asyncio.Future[Run]]:
+        """Stop the job's runs in flight; returns futures that resolve when they have ended."""
+        out = []
+        for run in self.running.get(job_id, ()):
+            self._cancel_run(run, reason)
+            if run.done is not None:
+                out.append(run.done)
+        self._buffered.pop(job_id, None)
+        return out
+
+    def resume_job(self, job: Job, *, catch_up: bool) -> Job:
+        """Resume a paused job. Without ``catch_up`` missed occurrences are skipped silently
+        (the pause was deliberate); with it, one catch-up run follows the misfire policy."""
+        now = self.clock.time()
+        scheduled = job.scheduled
+        recurring = job.type is JobType.RECURRING
+        if recurring and scheduled is not None and scheduled < now and not catch_up:
+            scheduled = self._next_after(job, now - 1e-6)
+        return self._put(
+            replace(
+                job,
+                status=JobStatus.PENDING,
+                scheduled=scheduled,
+                paused_until=None,
+                pause_reason=None,
+            )
+        )
+
+    def forget(self, job_id: int) -> None:
+        self._triggers.pop(job_id, None)
+        self._buffered.pop(job_id, None)
+        self._held.discard(job_id)
+
+    def next_times(self, job: Job, n: int) -> list[float]:
+        out: list[float] = []
+        t = job.scheduled
+        while t is not None and len(out) < n:
+            out.append(t)
+            t = self._next_after(job, t) if job.type is JobType.RECURRING else None
+        return out
+
+    def waiting(self) -> int:
+        """Due jobs waiting for a slot (for alerts and metrics)."""
+        return len(self._ready) + sum(len(s.blocked) for s in self._task_state.values())
+
+    def in_flight(self) -> int:
+        return sum(len(r) for r in self.running.values())
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _cancel_run(self, run: ActiveRun, reason: str | None) -> None:
+        """Stop a run in flight: ``reason`` None means its timeout expired."""
+        if run.cancel_reason is None:
+            run.cancel_reason = reason
+        if run.scope is not None and not run.scope.expired():
+            run.scope.reschedule(-1)
+
+    def _put(self, job: Job) -> Job:
+        return self.store.put(job)
+
+    def _record(self, job: Job, run: Run) -> None:
+        try:
+            self.store.add_run(run)
+        except StorageFull:
+            log.error("job %s: run not recorded, the disk is full", encode(job.id))  # noqa: TRY400
+        for listener in self.listeners:
+            listener(job, run)
+
+    def _note_finished(self, job: Job) -> None:
+        if job.type is not JobType.RECURRING or job.status is JobStatus.CANCELLED:
+            heapq.heappush(self._expiry, ((job.completed or job.created) + self.retention, job.id))
+
+    def _expire(self, now: float) -> None:
+        expiry = self._expiry
+        while expiry and expiry[0][0] <= now:
+            _, job_id = heapq.heappop(expiry)
+            job = self.store.jobs.get(job_id)
+            if job is None or job.status not in (
+                JobStatus.COMPLETED,
+                JobStatus.FAILED,
+                JobStatus.CANCELLED,
+            ):
+                continue
+            if (job.completed or job.created) + self.retention > now:
+                heapq.heappush(expiry, ((job.completed or job.created) + self.retention, job_id))
+                continue
+            try:
+                self.store.delete(job_id)
+            except StorageFull:
+                heapq.heappush(expiry, (now + self.scan_interval, job_id))
+                return
+            self.forget(job_id)
+
+    def trigger(self, job: Job) -> Trigger:
+        cached = self._triggers.get(job.id)
+        if (
+            cached is not None
+            and cached[0].schedule is job.schedule
+            and (cached[0].timezone == job.timezone)
+        ):
+            return cached[1]
+        tz = load_zone(job.timezone)
+        trig = compile_schedule(job.schedule, tz, created=datetime.fromtimestamp(job.created, tz))
+        self._triggers[job.id] = (job, trig)
+        return trig
+
+    def _next_after(self, job: Job, instant: float) -> float | None:
+        tz = load_zone(job.timezone)
+        nxt = self.trigger(job).next_after(datetime.fromtimestamp(instant, tz))
+        return None if nxt is None else nxt.timestamp()
+
+    def _next_fn(self, job: Job) -> Callable[[float], float | None]:
+        return lambda t: self._next_after(job, t)
+
+    def _iso(self, job: Job, instant: float) -> str:
+        return datetime.fromtimestamp(instant, load_zone(job.timezone)).isoformat()
+
+
+def _cap(result: Any) -> Any:
+    if isinstance(result, str) and len(result) > _RESULT_CAP:
+        return result[:_RESULT_CAP] + "…[truncated]"
+    return result

@@ -1,0 +1,528 @@
+"""One parser for a job's input: the HTTP API's camelCase JSON and config's snake_case [[jobs]].
+
+Both callers go through :func:`validate_job_input`, so a job means the same whichever way it
+arrives. The policy:
+
+- Keys are checked against the caller's spelling (``workflowId`` or ``workflow_id``); an unknown
+  key is an error naming it, with a suggestion when it is the other style's spelling or a near miss.
+- Every problem is an :class:`~scheduler.errors.InvalidInput` whose ``field`` is the key path in
+  the caller's style (``retry.maxDelay``, ``jobs[2].retry.max_delay``) and whose message says what
+  was expected and what was given. All problems of a job are collected, not just the first.
+- camel style: the schedule is an object under ``schedule``, which may name its own ``timezone``;
+  a different top-level ``timezone`` is an error rather than a silent pick. snake style (TOML):
+  the schedule keys sit inline in the job's table.
+- A key set to null is omitted, except where null means something (``timeout``: none,
+  ``misfire.grace``: catch up however late), so clients may send every key.
+- Omitted policies come from :class:`JobDefaults` (config's [scheduler] and [retry]); a partial
+  ``retry`` table overrides only the keys it names, so config defaults still apply to the rest.
+- The schedule is compiled in the job's zone, so a schedule that cannot run is never stored.
+
+The ``expect_*`` checkers below are shared with config loading; each returns the converted value
+or raises ``InvalidInput`` with the message ``"<field>: expected ..., got ..."``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import re
+from collections.abc import Callable, Collection, Mapping
+from datetime import date, datetime, time
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import msgspec
+
+from scheduler import schedules
+from scheduler.clock import SystemClock, to_datetime
+from scheduler.durations import parse_duration
+from scheduler.errors import InvalidInput, UnknownTask
+from scheduler.model import (
+    IMMEDIATE,
+    Backoff,
+    Coalesce,
+    MisfirePolicy,
+    OnCrash,
+    Overlap,
+    Policy,
+    Priority,
+    RetryPolicy,
+    Schedule,
+)
+from scheduler.schedules import load_zone, parse_schedule
+from scheduler.triggers import compile_schedule
+
+if TYPE_CHECKING:
+    from scheduler.config import Config
+
+Style = Literal["camel", "snake"]
+E = TypeVar("E", bound=enum.Enum)
+Check = Callable[[Any, str], Any]
+"""A key's checker: ``(value, field path) -> converted value``, raising ``InvalidInput``."""
+
+# --- value checkers (shared with config.py) --------------------------------------------------
+
+
+def describe(value: object) -> str:
+    """How a bad value is shown after "got": short, in JSON/TOML terms."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:57] + "...")
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, datetime | date | time):
+        return f"a date/time {value.isoformat()}"
+    return type(value).__name__
+
+
+def invalid(field: str, expected: str, value: object) -> InvalidInput:
+    return InvalidInput(f"{field}: expected {expected}, got {describe(value)}", field=field)
+
+
+def expect_str(value: object, field: str) -> str:
+    """A non-empty string."""
+    if not isinstance(value, str) or not value.strip():
+        raise invalid(field, "a non-empty string", value)
+    return value
+
+
+def expect_int(
+    value: object, field: str, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    """An integer (never a boolean or a float) within the given bounds."""
+    if minimum is not None and maximum is not None:
+        expected = f"an integer from {minimum} to {maximum}"
+    elif minimum is not None:
+        expected = f"an integer of at least {minimum}"
+    else:
+        expected = "an integer"
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise invalid(field, expected, value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise invalid(field, expected, value)
+    return value
+
+
+def expect_fraction(value: object, field: str) -> float:
+    """A number from 0 to 1 (jitter, failure rate, utilisation)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise invalid(field, "a number from 0 to 1", value)
+    return float(value)
+
+
+def expect_bool(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise invalid(field, "true or false", value)
+    return value
+
+
+def expect_choice(kind: type[E], value: object, field: str) -> E:
+    """One of an enum's values, written as its string."""
+    names = [str(member.value) for member in kind]
+    for member in kind:
+        if member.value == value:
+            return member
+    raise invalid(field, f"one of {', '.join(names)}", value)
+
+
+def choice(kind: type[E]) -> Check:
+    return lambda value, field: expect_choice(kind, value, field)
+
+
+def expect_duration(value: object, field: str) -> float:
+    """A positive duration (``"90s"``, ``"15m"``, ``"2h"``, ``"1d"`` or seconds) in seconds."""
+    return parse_duration(value, field=field)
+
+
+def expect_duration_or_zero(value: object, field: str) -> float:
+    return parse_duration(value, field=field, allow_zero=True)
+
+
+def expect_table(value: object, field: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise invalid(field, "a table of keys and values", value)
+    return value
+
+
+def expect_str_list(value: object, field: str, *, non_empty: bool = False) -> tuple[str, ...]:
+    expected = "a non-empty list of strings" if non_empty else "a list of strings"
+    if not isinstance(value, list | tuple) or (non_empty and not value):
+        raise invalid(field, expected, value)
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item:
+            raise invalid(f"{field}[{i}]", "a non-empty string", item)
+    return tuple(value)
+
+
+def expect_str_map(value: object, field: str) -> dict[str, str]:
+    table = expect_table(value, field)
+    for key, item in table.items():
+        if not isinstance(item, str):
+            raise invalid(f"{field}.{key}", "a string", item)
+    return dict(table)
+
+
+def unknown_key(field: str, key: str, known: Collection[str]) -> InvalidInput:
+    """An unknown key, with the nearest known spelling when there is one."""
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    for candidate in (_camel(key), _snake(key)):
+        if candidate != key and candidate in known:
+            close = [candidate]
+    hint = f"; did you mean {close[0]!r}?" if close else f" (known keys: {', '.join(known)})"
+    return InvalidInput(f"{field}: unknown key{hint}", field=field)
+
+
+def _camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _snake(camel: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", camel).lower()
+
+
+# --- the job input ---------------------------------------------------------------------------
+
+
+class JobDefaults(msgspec.Struct, frozen=True):
+    """What a job gets for the keys it leaves out (config's [scheduler] and [retry])."""
+
+    timezone: str = "Asia/Seoul"
+    retry: RetryPolicy = RetryPolicy()
+    timeout: float | None = None
+
+    @classmethod
+    def from_config(cls, config: Config) -> JobDefaults:
+        return cls(
+            timezone=config.scheduler.timezone,
+            retry=config.retry,
+            timeout=config.default_timeout,
+        )
+
+
+class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A validated job input: everything the store needs to create the job, nothing it assigns.
+
+    ``task`` is None only when the caller gave no task and passed no ``tasks`` to resolve the
+    default (``workflow``) against.
+    """
+
+    task: str | None = None
+    payload: Any = None
+    schedule: Schedule = IMMEDIATE
+    timezone: str
+    priority: Priority = Priority.NORMAL
+    policy: Policy = Policy()
+    workflow_id: str | None = None
+    workflow_name: str | None = None
+    unique_key: str | None = None
+    name: str | None = None
+
+
+RETRY_CHECKS: dict[str, Check] = {
+    "max": lambda value, field: expect_int(value, field, minimum=0, maximum=1000),
+    "backoff": choice(Backoff),
+    "delay": expect_duration,
+    "max_delay": expect_duration,
+    "jitter": expect_fraction,
+}
+"""The keys of a retry table (config's [retry] and a job's ``retry``), snake_case."""
+
+_MISFIRE_CHECKS: dict[str, Check] = {
+    "grace": lambda value, field: None if value is None else expect_duration_or_zero(value, field),
+    "coalesce": choice(Coalesce),
+}
+
+_STRING_KEYS = ("task", "workflow_id", "workflow_name", "unique_key", "name")
+_POLICY_KEYS = ("retry", "max_retries", "timeout", "misfire", "overlap", "on_crash")
+_OTHER_KEYS = ("payload", "timezone", "priority")
+SCHEDULE_KEYS = tuple(key for key in schedules.SCHEDULE_KEYS if key != "timezone")
+"""Schedule keys, written inline in a snake_case (config) job (its zone is the job's)."""
+
+
+def check_retry_table(value: object, field: str, base: RetryPolicy, style: Style) -> RetryPolicy:
+    """A (partial) retry table over ``base``; raises the first problem."""
+    table = expect_table(value, field)
+    problems: list[InvalidInput] = []
+    changes = read_keys(table, RETRY_CHECKS, f"{field}.", problems, style=style)
+    if problems:
+        raise problems[0]
+    return merge_retry(base, changes, prefix=f"{field}.", style=style)
+
+
+def merge_retry(
+    base: RetryPolicy, changes: Mapping[str, Any], *, prefix: str, style: Style
+) -> RetryPolicy:
+    """``base`` with checked ``changes``; a cap below the delay is a mistake, not a silent clamp."""
+    policy = msgspec.structs.replace(base, **changes)
+    if policy.max_delay < policy.delay:
+        field = f"{prefix}{'maxDelay' if style == 'camel' else 'max_delay'}"
+        raise InvalidInput(
+            f"{field}: expected at least the retry delay ({policy.delay:g}s),"
+            f" got {policy.max_delay:g}s",
+            field=field,
+        )
+    return policy
+
+
+def read_keys(
+    table: Mapping[str, Any],
+    checks: Mapping[str, Check],
+    prefix: str,
+    problems: list[InvalidInput],
+    *,
+    style: Style = "snake",
+) -> dict[str, Any]:
+    """Check every key of ``table`` (spelled in ``style``; ``checks`` are keyed snake_case).
+
+    Returns the converted values by snake_case key; each bad or unknown key adds a problem.
+    """
+    spelled = {(_camel(key) if style == "camel" else key): key for key in checks}
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        field = f"{prefix}{key}"
+        snake = spelled.get(key)
+        if snake is None:
+            problems.append(unknown_key(field, key, list(spelled)))
+            continue
+        try:
+            out[snake] = checks[snake](value, field)
+        except InvalidInput as exc:
+            problems.append(exc)
+    return out
+
+
+def parse_job_input(
+    raw: Mapping[str, Any],
+    *,
+    defaults: JobDefaults,
+    style: Style,
+    prefix: str = "",
+    tasks: Collection[str] | None = None,
+    created: datetime | None = None,
+) -> JobSpec:
+    """Validate one job's input; raise its first problem (see :func:`validate_job_input`)."""
+    spec, problems = validate_job_input(
+        raw, defaults=defaults, style=style, prefix=prefix, tasks=tasks, created=created
+    )
+    if problems:
+        raise problems[0]
+    assert spec is not None
+    return spec
+
+
+def validate_job_input(
+    raw: object,
+    *,
+    defaults: JobDefaults,
+    style: Style,
+    prefix: str = "",
+    tasks: Collection[str] | None = None,
+    created: datetime | None = None,
+) -> tuple[JobSpec | None, list[InvalidInput]]:
+    """Validate one job's input and return ``(spec, [])`` or ``(None, problems)``.
+
+    ``prefix`` is prepended to every field path (config passes ``"jobs[2]."``). With ``tasks``
+    (names from config and the code registry) the task must be one of them, and a job without a
+    task runs ``workflow`` when that exists. ``created`` (default: now) anchors the trial
+    compilation of the schedule.
+    """
+    if not isinstance(raw, Mapping):
+        where = prefix.removesuffix(".") or "job"
+        return None, [invalid(where, "an object of job keys", raw)]
+    reader = _JobReader(raw, style=style, prefix=prefix, defaults=defaults)
+    spec = reader.read(tasks=tasks, created=created)
+    return (None, reader.problems) if reader.problems else (spec, [])
+
+
+class _JobReader:
+    """Reads one job's keys, collecting problems instead of stopping at the first."""
+
+    def __init__(
+        self, raw: Mapping[str, Any], *, style: Style, prefix: str, defaults: JobDefaults
+    ) -> None:
+        self.raw = raw
+        self.style = style
+        self.prefix = prefix
+        self.defaults = defaults
+        self.problems: list[InvalidInput] = []
+        self.failed: set[str] = set()  # snake_case keys whose value was bad
+
+    def key(self, snake: str) -> str:
+        return _camel(snake) if self.style == "camel" else snake
+
+    def field(self, snake: str) -> str:
+        return f"{self.prefix}{self.key(snake)}"
+
+    def get(self, snake: str, check: Check, default: Any = None, *, nullable: bool = False) -> Any:
+        """The checked value of a key, or ``default`` when it is absent or bad.
+
+        JSON ``null`` counts as absent unless the key gives it a meaning (``nullable``: a null
+        ``timeout`` is no timeout), so clients may send every key and null the unused ones.
+        """
+        key = self.key(snake)
+        value = self.raw.get(key)
+        if key not in self.raw or (value is None and not nullable):
+            return default
+        try:
+            return check(value, self.field(snake))
+        except InvalidInput as exc:
+            self.problems.append(exc)
+            self.failed.add(snake)
+            return default
+
+    def read(self, *, tasks: Collection[str] | None, created: datetime | None) -> JobSpec:
+        self.reject_unknown_keys()
+        strings = {key: self.get(key, expect_str) for key in _STRING_KEYS}
+        schedule, timezone = self.schedule_and_zone(created)
+        task = self.resolve_task(strings.pop("task"), tasks)
+        return JobSpec(
+            task=task,
+            payload=self.raw.get("payload"),
+            schedule=schedule,
+            timezone=timezone,
+            priority=self.get("priority", choice(Priority), Priority.NORMAL),
+            policy=self.policy(),
+            **strings,
+        )
+
+    def reject_unknown_keys(self) -> None:
+        known = [self.key(k) for k in (*_STRING_KEYS, *_POLICY_KEYS, *_OTHER_KEYS)]
+        known += list(SCHEDULE_KEYS) if self.style == "snake" else ["schedule"]
+        for key in self.raw:
+            if key not in known:
+                self.problems.append(unknown_key(f"{self.prefix}{key}", key, known))
+
+    def policy(self) -> Policy:
+        retry = self.get(
+            "retry",
+            lambda v, f: check_retry_table(v, f, self.defaults.retry, self.style),
+            self.defaults.retry,
+        )
+        max_retries = self.get("max_retries", RETRY_CHECKS["max"])
+        retry_table = self.raw.get(self.key("retry"))
+        if max_retries is not None and isinstance(retry_table, Mapping) and "max" in retry_table:
+            field = self.field("max_retries")
+            self.problems.append(
+                InvalidInput(
+                    f"{field}: give either {self.key('max_retries')} or retry.max, not both",
+                    field=field,
+                )
+            )
+        elif max_retries is not None:
+            retry = msgspec.structs.replace(retry, max=max_retries)
+        return Policy(
+            retry=retry,
+            timeout=self.get("timeout", _optional_duration, self.defaults.timeout, nullable=True),
+            misfire=self.get("misfire", self.misfire, MisfirePolicy()),
+            overlap=self.get("overlap", choice(Overlap), Overlap.SKIP),
+            on_crash=self.get("on_crash", choice(OnCrash), OnCrash.RERUN),
+        )
+
+    def misfire(self, value: object, field: str) -> MisfirePolicy:
+        problems: list[InvalidInput] = []
+        values = read_keys(expect_table(value, field), _MISFIRE_CHECKS, f"{field}.", problems)
+        if problems:
+            raise problems[0]
+        return MisfirePolicy(**values)
+
+    def schedule_and_zone(self, created: datetime | None) -> tuple[Schedule, str]:
+        """The schedule, the job's zone name, and a trial compilation of the two."""
+        before = len(self.problems)
+        zone_name: str | None = self.get("timezone", _zone_name)
+        schedule, inner_zone = self.schedule()
+        if inner_zone is not None:
+            if zone_name is not None and inner_zone != zone_name:
+                field = f"{self.prefix}schedule.timezone"
+                self.problems.append(
+                    InvalidInput(
+                        f"{field}: expected the same zone as timezone ({zone_name!r}) or"
+                        f" none, got {inner_zone!r}",
+                        field=field,
+                    )
+                )
+            zone_name = inner_zone
+        zone_name = zone_name or self.defaults.timezone
+        if len(self.problems) == before:  # compiling with a zone or schedule in doubt says nothing
+            self.try_compile(schedule or IMMEDIATE, zone_name, created)
+        return schedule or IMMEDIATE, zone_name
+
+    def schedule(self) -> tuple[Schedule | None, str | None]:
+        try:
+            return parse_schedule(self.schedule_input(), field=self.schedule_field)
+        except InvalidInput as exc:
+            self.problems.append(self.rerooted(exc))
+            return None, None
+
+    def rerooted(self, exc: InvalidInput) -> InvalidInput:
+        """A schedule error under the snake style's inline keys: without a prefix (the
+        library's calls) ``schedule.cron`` is really ``cron``, so name the key as written."""
+        if self.style == "camel" or self.prefix or not (exc.field or "").startswith("schedule."):
+            return exc
+        field = (exc.field or "").removeprefix("schedule.")
+        return type(exc)(exc.message.removeprefix("schedule."), field=field)
+
+    def schedule_input(self) -> Any:
+        if self.style == "camel":
+            return self.raw.get("schedule")
+        return {key: self.raw[key] for key in SCHEDULE_KEYS if key in self.raw}
+
+    @property
+    def schedule_field(self) -> str:
+        """Where schedule keys live: ``schedule`` (camel), the job itself (snake)."""
+        if self.style == "camel":
+            return f"{self.prefix}schedule"
+        return self.prefix.removesuffix(".") or "schedule"
+
+    def try_compile(self, schedule: Schedule, zone_name: str, created: datetime | None) -> None:
+        created = created or to_datetime(SystemClock().time())
+        try:
+            compile_schedule(
+                schedule, load_zone(zone_name), created=created, field=self.schedule_field
+            )
+        except InvalidInput as exc:
+            self.problems.append(self.rerooted(exc))
+
+    def resolve_task(self, task: str | None, tasks: Collection[str] | None) -> str | None:
+        """Check the task against the known names; no task means ``workflow`` when defined."""
+        if tasks is None or "task" in self.failed:
+            return task
+        field = self.field("task")
+        if task is None:
+            if "workflow" in tasks:
+                return "workflow"
+            self.problems.append(
+                UnknownTask(
+                    f"{field}: expected a task name (no 'workflow' task is defined to run by"
+                    " default)",
+                    field=field,
+                )
+            )
+        elif task not in tasks:
+            names = sorted(tasks)
+            listed = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+            self.problems.append(
+                UnknownTask(
+                    f"{field}: expected a task defined in config or registered in code"
+                    f" ({listed or 'none defined'}), got {task!r}",
+                    field=field,
+                )
+            )
+        return task
+
+
+def _optional_duration(value: object, field: str) -> float | None:
+    """A timeout: a positive duration, or null for none."""
+    return None if value is None else expect_duration(value, field)
+
+
+def _zone_name(value: object, field: str) -> str:
+    name = expect_str(value, field)
+    load_zone(name, field=field)
+    return name

@@ -1,0 +1,107 @@
+"""Previews of run times: :func:`upcoming` and ``scheduler next``."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from scheduler.clock import SystemClock, to_datetime
+from scheduler.errors import InvalidInput
+from scheduler.schedules import load_zone, parse_schedule
+from scheduler.triggers import Trigger, compile_schedule, resolve_local
+from scheduler.triggers.dst import AT
+
+__all__ = ["DEFAULT_ZONE", "MAX_RUNS", "next_command", "parse_spec", "upcoming"]
+
+DEFAULT_ZONE = "Asia/Seoul"
+MAX_RUNS = 10_000
+_RRULE = re.compile(r"(?:^|[\s:;])(FREQ=|DTSTART)", re.IGNORECASE)
+_TINY = timedelta(microseconds=1)
+
+
+def upcoming(trigger: Trigger, after: datetime, n: int) -> list[datetime]:
+    """The next ``n`` runs strictly after ``after``; fewer when the schedule ends."""
+    runs: list[datetime] = []
+    current: datetime | None = after
+    while len(runs) < n and current is not None:
+        current = trigger.next_after(current)
+        if current is not None:
+            runs.append(current)
+    return runs
+
+
+def parse_spec(spec: str) -> dict[str, Any]:
+    """``scheduler next`` SPEC -> a schedule object.
+
+    A JSON object is taken as is; text containing ``FREQ=`` or ``DTSTART`` is an RRULE;
+    anything else is cron (including ``@daily`` and ``@every 1h``).
+    """
+    text = spec.strip()
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise InvalidInput(f"SPEC: not valid JSON: {error}", field="schedule") from None
+        if not isinstance(value, dict):
+            raise InvalidInput("SPEC: expected a JSON object", field="schedule")
+        return value
+    if _RRULE.search(text):
+        return {"rrule": text}
+    return {"cron": text}
+
+
+def next_command(spec: str, *, tz: str | None, after: str | None, n: int, as_json: bool) -> int:
+    """``scheduler next``: print the next ``n`` runs of SPEC after TIME in ZONE.
+
+    A job "created" at TIME: repeat and an RRULE without DTSTART are anchored there, ``delay``
+    counts from it, immediate runs at it, and a run exactly at TIME is listed. Exit 0; 2 with
+    the reason on stderr for a bad SPEC, zone, time or count.
+    """
+    try:
+        if not 0 <= n <= MAX_RUNS:
+            raise InvalidInput(f"-n: expected 0..{MAX_RUNS}, got {n}", field="n")
+        schedule, inner_zone = parse_schedule(parse_spec(spec))
+        zone = load_zone(tz or inner_zone or DEFAULT_ZONE, field="--tz")
+        start = _after(after, zone)
+        trigger = compile_schedule(schedule, zone, created=start)
+        runs = upcoming(trigger, start - _TINY, n)
+    except InvalidInput as error:
+        print(f"scheduler next: {error.message}", file=sys.stderr)
+        return 2
+    if as_json:
+        print(json.dumps([run.isoformat() for run in runs]))
+    else:
+        for run in runs:
+            print(_line(run))
+        if len(runs) < n:
+            print("(no more runs)")
+    return 0
+
+
+def _after(text: str | None, zone: ZoneInfo) -> datetime:
+    """TIME: an ISO 8601 date-time, local in ``zone`` unless it has an offset; default now."""
+    if text is None:
+        return to_datetime(SystemClock().time()).astimezone(zone)
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(
+            f"--after: expected an ISO 8601 date-time like '2026-12-24T09:00', got {text!r}",
+            field="after",
+        ) from None
+    if value.tzinfo is not None:
+        return value.astimezone(zone)
+    instants = resolve_local(value, zone, AT)
+    return instants[0]
+
+
+def _line(run: datetime) -> str:
+    """``Mon 2026-03-09 09:00:00 -04:00 (EDT)   2026-03-09 13:00:00 UTC``."""
+    offset = run.strftime("%z")
+    offset = f"{offset[:3]}:{offset[3:]}"
+    utc = run.astimezone(UTC)
+    return f"{run:%a %Y-%m-%d %H:%M:%S} {offset} ({run.tzname()})   {utc:%Y-%m-%d %H:%M:%S} UTC"

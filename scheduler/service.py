@@ -1,0 +1,453 @@
+"""Job operations shared by the HTTP API and the library API.
+
+Each operation validates first (a bad request changes nothing), then changes the store (which
+journals first), waits until the change is durable, and only then returns: a caller that gets
+an answer can rely on the change surviving a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import itertools
+from collections.abc import Callable, Collection, Iterable
+from datetime import datetime
+
+from msgspec.structs import replace
+
+from scheduler import ids
+from scheduler.clock import Clock
+from scheduler.engine import Engine
+from scheduler.errors import (
+    InvalidInput,
+    InvalidSchedule,
+    InvalidState,
+    JobNotFound,
+    SchedulerError,
+    UnknownTask,
+)
+from scheduler.events import Hub
+from scheduler.jobspec import JobSpec
+from scheduler.model import FINISHED, Job, JobStatus, JobType, Overlap, Run, Source
+from scheduler.schedules import load_zone
+from scheduler.store import Store
+from scheduler.triggers import compile_schedule
+from scheduler.views import job_json
+
+#: The reason the engine recognises as "replaced by a newer run" (the job stays live).
+CANCELLED_BY_NEWER = "cancelled by a newer run (overlap=cancel_other)"
+
+
+class WorkflowNotFound(JobNotFound):
+    """No job belongs to this workflow."""
+
+    def __init__(self, workflow_id: str) -> None:
+        SchedulerError.__init__(self, f"no job for workflow {workflow_id!r}", field="workflowId")
+        self.job_id = workflow_id
+
+
+class JobService:
+    def __init__(
+        self,
+        store: Store,
+        engine: Engine,
+        clock: Clock,
+        *,
+        hub: Hub,
+        known_task: Callable[[str], bool],
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.clock = clock
+        self.hub = hub
+        self.known_task = known_task
+        self.ids = ids.IdGenerator()
+        self._manual_buffered: set[int] = set()
+        for job_id in store.jobs:
+            self.ids.observe(job_id)
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job:
+        job = self.store.get(ids.decode(job_id))
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def find(self, job_id: str) -> Job | None:
+        try:
+            return self.get(job_id)
+        except JobNotFound:
+            return None
+
+    def runs(self, job: Job) -> list[Run]:
+        return self.store.runs(job.id)
+
+    def list(
+        self,
+        *,
+        status: JobStatus | None = None,
+        type_: JobType | None = None,
+        workflow_id: str | None = None,
+        page: int = 1,
+        limit: int = 20,
+    ) -> tuple[list[Job], int]:
+        """One page of jobs in creation order, and how many match in all.
+
+        Without a type or workflow filter the total comes from the store's counters, and only
+        the jobs up to the end of the page are visited.
+        """
+        matches: Iterable[Job] = self.store.jobs.values()
+        if status is not None:
+            matches = (j for j in matches if j.status is status)
+        if type_ is not None:
+            matches = (j for j in matches if j.type is type_)
+        if workflow_id is not None:
+            matches = (j for j in matches if j.workflow_id == workflow_id)
+        start = (page - 1) * limit
+        if type_ is None and workflow_id is None:
+            total = len(self.store) if status is None else self.store.counts[status]
+            return list(itertools.islice(matches, start, start + limit)), total
+        items: list[Job] = []
+        total = 0
+        for job in matches:
+            if start <= total < start + limit:
+                items.append(job)
+            total += 1
+        return items, total
+
+    def next_times(self, job: Job, n: int) -> builtins.list[float]:
+        """The next ``n`` run instants (fewer when the rule ends; none for a finished job)."""
+        if job.status in FINISHED:
+            return []
+        return self.engine.next_times(job, n)
+
+    def find_workflow(self, workflow_id: str) -> Job | None:
+        """The job of a workflow: the live one, else the newest finished one."""
+        # A live job holds its workflow id as its unique key unless it names its own key.
+        holder = self.store.holder_of("w:" + workflow_id)
+        if holder is not None:
+            return self.store.jobs[holder]
+        live: Job | None = None
+        newest: Job | None = None
+        for job in self.store:
+            if job.workflow_id == workflow_id:
+                newest = job
+                if job.status not in FINISHED:
+                    live = job
+        return live or newest
+
+    # --- creating and changing jobs ------------------------------------------------------
+
+    def build(self, spec: JobSpec, *, source: Source, now: float | None = None) -> Job:
+        """A new job from a validated spec, with its first run time; nothing is stored yet."""
+        task = self._known(spec.task)
+        now = self.clock.time() if now is None else now
+        first = self.first_run(spec, created=now, now=now)
+        if first is None:
+            raise InvalidSchedule("schedule: never fires after now", field="schedule")
+        return Job(
+            id=self.ids.next(now),
+            task=task,
+            payload=spec.payload,
+            schedule=spec.schedule,
+            timezone=spec.timezone,
+            workflow_id=spec.workflow_id,
+            workflow_name=spec.workflow_name,
+            name=spec.name,
+            priority=spec.priority,
+            policy=spec.policy,
+            unique_key=spec.unique_key,
+            source=source,
+            created=now,
+            scheduled=first,
+        )
+
+    def first_run(self, spec: JobSpec, *, created: float, now: float) -> float | None:
+        """The first run after ``now``. One-off kinds count from now (a delay starts now);
+        recurring kinds are anchored at the job's creation, as the engine does for every later
+        occurrence, so a changed schedule does not drift from the engine's grid."""
+        kind = spec.schedule.type
+        if kind is JobType.IMMEDIATE:
+            return now
+        tz = load_zone(spec.timezone)
+        anchor = created if kind is JobType.RECURRING else now
+        trigger = compile_schedule(spec.schedule, tz, created=datetime.fromtimestamp(anchor, tz))
+        nxt = trigger.next_after(datetime.fromtimestamp(now, tz))
+        return None if nxt is None else nxt.timestamp()
+
+    def rebuilt(self, job: Job, spec: JobSpec, *, revive: bool = False) -> Job:
+        """``job`` with the definition in ``spec``; id, creation, source and history are kept.
+
+        Policy: when the schedule or zone changes, the next run is computed from now (see
+        :meth:`first_run`) and a pending retry of the old schedule is dropped; otherwise
+        ``scheduledTime`` stays. A paused job stays paused, a running recurring job keeps its run
+        in flight (which finishes with its old input). A running one-off job cannot be
+        rescheduled (its run is the one the schedule was for). A finished job stays finished
+        unless ``revive`` (a workflow saved again), which re-arms it with a fresh attempt count.
+        """
+        task = self._known(spec.task)
+        new = replace(
+            job,
+            task=task,
+            payload=spec.payload,
+            schedule=spec.schedule,
+            timezone=spec.timezone,
+            workflow_id=spec.workflow_id,
+            workflow_name=spec.workflow_name,
+            name=spec.name,
+            priority=spec.priority,
+            policy=spec.policy,
+            unique_key=spec.unique_key,
+        )
+        finished = job.status in FINISHED
+        if finished and not revive:
+            return new
+        moved = spec.schedule != job.schedule or spec.timezone != job.timezone
+        if not moved and not finished:
+            return new
+        if job.status is JobStatus.RUNNING and spec.schedule.type is not JobType.RECURRING:
+            raise InvalidState(
+                f"job {ids.encode(job.id)} is running; change its schedule once the run has ended",
+                field="schedule",
+            )
+        first = self.first_run(spec, created=job.created, now=self.clock.time())
+        if first is None:
+            raise InvalidSchedule("schedule: never fires after now", field="schedule")
+        new = replace(new, scheduled=first)
+        if job.status is not JobStatus.RUNNING:
+            new = replace(new, fire=None, attempt=0)
+        if finished:
+            new = replace(new, status=JobStatus.PENDING, error=None, interrupted=0)
+        return new
+
+    async def create(self, spec: JobSpec, *, source: Source = Source.API) -> Job:
+        return await self.add(self.build(spec, source=source))
+
+    async def add(self, job: Job) -> Job:
+        """Store a job made by :meth:`build`; returns once it is durable."""
+        job = self.store.put(job)
+        await self.store.commit()
+        if self.hub.active:
+            self.hub.publish("job-created", ids.encode(job.id), job_json(job))
+        return job
+
+    async def modify(self, job_id: str, spec: JobSpec) -> Job:
+        """Replace a job's definition (PATCH); validated whole before anything changes."""
+        job = self.get(job_id)
+        new = self.rebuilt(job, spec)
+        if new != job:
+            self.store.put(new)
+            await self.store.commit()
+        return new
+
+    async def upsert_workflow(self, workflow_id: str, spec: JobSpec) -> tuple[Job, bool]:
+        """Register a workflow's schedule: update its job in place, or create one. Returns the
+        job and whether it was created. Never makes a second job for the same workflow."""
+        spec = replace(spec, workflow_id=workflow_id)
+        old = self.find_workflow(workflow_id)
+        if old is None:
+            return await self.create(spec), True
+        new = self.rebuilt(old, spec, revive=True)
+        if new != old:
+            self.store.put(new)
+            await self.store.commit()
+        return new, False
+
+    async def delete_workflow(self, workflow_id: str) -> int:
+        """Remove every job of a workflow (stopping runs in flight); how many were removed."""
+        doomed = [ids.encode(job.id) for job in self.store if job.workflow_id == workflow_id]
+        if not doomed:
+            raise WorkflowNotFound(workflow_id)
+        for job_id in doomed:
+            if self.find(job_id) is not None:
+                await self.delete(job_id)
+        return len(doomed)
+
+    # --- actions -------------------------------------------------------------------------
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel a pending job or stop a running one; answers once the run has ended."""
+        job = self.get(job_id)
+        if job.status in FINISHED:
+            raise InvalidState(f"job {job_id} is already {job.status}", field="status")
+        ended = self.engine.cancel_runs(job.id, "cancelled on request")
+        if ended:
+            await asyncio.wait(ended)
+        job = self.get(job_id)
+        if job.status is not JobStatus.CANCELLED:
+            job = self.store.put(
+                replace(
+                    job,
+                    status=JobStatus.CANCELLED,
+                    scheduled=None,
+                    fire=None,
+                    completed=self.clock.time(),
+                )
+            )
+            if self.hub.active:
+                self.hub.publish("job-cancelled", job_id, {"outcome": "cancelled"})
+        await self.store.commit()
+        return job
+
+    async def delete(self, job_id: str) -> None:
+        job = self.get(job_id)
+        ended = self.engine.cancel_runs(job.id, "deleted")
+        if ended:
+            await asyncio.wait(ended)
+        self.store.delete(job.id)
+        self.engine.forget(job.id)
+        await self.store.commit()
+
+    async def run_now(self, job_id: str, *, force: bool = False) -> asyncio.Future[Run]:
+        """Queue a run now, outside the schedule; the future resolves with the finished run.
+
+        While the job is running its overlap policy decides, unless ``force``: ``allow`` runs
+        alongside, ``cancel_other`` stops the run in flight first, ``buffer_one`` runs once it
+        has ended (one such run at a time), ``skip`` refuses (409).
+        """
+        job = self.get(job_id)
+        if job.status in FINISHED or job.status is JobStatus.PAUSED:
+            raise InvalidState(f"job {job_id} is {job.status}; it cannot run now", field="status")
+        overlap = job.policy.overlap
+        if force or job.id not in self.engine.running or overlap is Overlap.ALLOW:
+            return self.engine.run_now(job)
+        if overlap is Overlap.CANCEL_OTHER:
+            ended = self.engine.cancel_runs(job.id, CANCELLED_BY_NEWER)
+            if ended:
+                await asyncio.wait(ended)
+            return self.engine.run_now(self.get(job_id))
+        if overlap is Overlap.BUFFER_ONE and job.id not in self._manual_buffered:
+            return self._run_after_current(job)
+        raise InvalidState(
+            f"job {job_id} is running and its overlap policy is {overlap}; "
+            "add ?force=true to run it anyway",
+            field="overlap",
+        )
+
+    def _run_after_current(self, job: Job) -> asyncio.Future[Run]:
+        outer: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
+        self._manual_buffered.add(job.id)
+
+        def start(_ended: asyncio.Future[Run]) -> None:
+            self._manual_buffered.discard(job.id)
+            current = self.store.get(job.id)
+            if outer.done():
+                return
+            if (
+                current is None
+                or current.status in FINISHED
+                or (current.status is JobStatus.PAUSED)
+            ):
+                outer.cancel()  # the job went away meanwhile: nothing to run
+                return
+            self.engine.run_now(current).add_done_callback(lambda ran: _chain(ran, outer))
+
+        self.engine.next_run_end(job.id).add_done_callback(start)
+        return outer
+
+    async def pause(
+        self, job_id: str, *, until: float | None = None, reason: str | None = None
+    ) -> Job:
+        """Pause a pending (or already paused) job, until ``until`` when given.
+
+        A running job is refused (409): the engine settles a run's end into pending, so a
+        pause taken during the run would be lost; cancel it or pause once the run has ended.
+        """
+        job = self.get(job_id)
+        if job.status in FINISHED or job.status is JobStatus.RUNNING:
+            what = (
+                "running; cancel it or pause it once the run has ended"
+                if (job.status is JobStatus.RUNNING)
+                else f"{job.status}; only a pending job can be paused"
+            )
+            raise InvalidState(f"job {job_id} is {what}", field="status")
+        if until is not None and until <= self.clock.time():
+            raise InvalidInput("until: expected an instant in the future", field="until")
+        job = self.store.put(
+            replace(job, status=JobStatus.PAUSED, paused_until=until, pause_reason=reason)
+        )
+        await self.store.commit()
+        return job
+
+    async def resume(self, job_id: str, *, catch_up: bool = False) -> Job:
+        """Resume a paused job: missed occurrences are skipped unless ``catch_up``."""
+        job = self.get(job_id)
+        if job.status is not JobStatus.PAUSED:
+            raise InvalidState(f"job {job_id} is {job.status}, not paused", field="status")
+        job = self.engine.resume_job(job, catch_up=catch_up)
+        await self.store.commit()
+        return job
+
+    async def retry(self, job_id: str) -> Job:
+        """Re-queue a failed job now, with its attempt count reset."""
+        job = self.get(job_id)
+        if job.status is not JobStatus.FAILED:
+            raise InvalidState(
+                f"job {job_id} is {job.status}; only a failed job can be retried", field="status"
+            )
+        job = self.store.put(
+            replace(
+                job,
+                status=JobStatus.PENDING,
+                attempt=0,
+                fire=None,
+                interrupted=0,
+                error=None,
+                scheduled=self.clock.time(),
+            )
+        )
+        await self.store.commit()
+        return job
+
+    # --- the whole scheduler -------------------------------------------------------------
+
+    async def set_paused(self, paused: bool) -> None:
+        """Stop or restart dispatching (jobs are still accepted); durable, then announced."""
+        if self.store.paused != paused:
+            self.engine.set_paused(paused)
+        await self.store.commit()
+        if self.hub.active:
+            self.hub.publish("scheduler-status", None, {"paused": paused, "isRunning": not paused})
+
+    async def clean(self, statuses: Collection[JobStatus], older_than: float) -> int:
+        """Remove finished jobs in ``statuses`` that finished at least ``older_than`` seconds
+        ago; returns how many."""
+        unfinished = set(statuses) - FINISHED
+        if unfinished:
+            raise InvalidInput(
+                f"status: expected a finished status, got {sorted(unfinished)[0]!r}",
+                field="status",
+            )
+        cutoff = self.clock.time() - older_than
+        doomed = [
+            job.id
+            for job in self.store
+            if job.status in statuses and (job.completed or job.created) <= cutoff
+        ]
+        for job_id in doomed:
+            self.store.delete(job_id)
+            self.engine.forget(job_id)
+        await self.store.commit()
+        return len(doomed)
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _known(self, task: str | None) -> str:
+        if task is None or not self.known_task(task):
+            raise UnknownTask(
+                f"task: unknown task {task!r}: name a task from config or one registered in code",
+                field="task",
+            )
+        return task
+
+
+def _chain(source: asyncio.Future[Run], target: asyncio.Future[Run]) -> None:
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif (exc := source.exception()) is not None:
+        target.set_exception(exc)
+    else:
+        target.set_result(source.result())

@@ -1,0 +1,247 @@
+"""Jobs in memory: a dict by id, a due-time heap, counters by status, a unique-key index.
+
+Every mutation first hands a typed change record to the journal port (write-ahead): if the
+journal refuses it (disk full), nothing changes in memory. ``commit()`` waits until what was
+appended is durable. Counts by status are kept incrementally, so the status card is O(1).
+
+The due heap holds ``(instant, job id)`` entries and is cleaned lazily: an entry is live while
+the job still has that instant as its ``scheduled`` (or ``paused_until``) time.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
+
+from scheduler.errors import DuplicateJob
+from scheduler.ids import encode
+from scheduler.model import (
+    FINISHED,
+    AddRun,
+    Change,
+    DeleteJob,
+    Job,
+    JobStatus,
+    PutJob,
+    Run,
+    SetMeta,
+)
+
+
+class JournalPort(Protocol):
+    def append(self, change: Change) -> int:
+        """Make ``change`` part of the log (raise StorageFull to refuse it)."""
+
+    async def commit(self) -> None:
+        """Return once everything appended so far is durable."""
+
+
+class NullJournal:
+    """Persistence off (tests, benchmarks, a library user who wants none)."""
+
+    def append(self, change: Change) -> int:  # noqa: ARG002 - the port's signature
+        return 0
+
+    async def commit(self) -> None:
+        return None
+
+
+def unique_key_of(job: Job) -> str | None:
+    """``uniqueKey`` when given, else the workflow id (one live job per workflow by default)."""
+    if job.unique_key is not None:
+        return "k:" + job.unique_key
+    if job.workflow_id is not None:
+        return "w:" + job.workflow_id
+    return None
+
+
+def wake_time(job: Job) -> float | None:
+    """The instant at which the engine must look at this job again, if any."""
+    if job.status is JobStatus.PAUSED:
+        return job.paused_until
+    if job.status is JobStatus.PENDING or job.status is JobStatus.RUNNING:
+        return job.scheduled
+    return None
+
+
+class Store:
+    def __init__(self, *, history: int = 20, journal: JournalPort | None = None) -> None:
+        self.jobs: dict[int, Job] = {}
+        self.history = history
+        self.journal: JournalPort = journal or NullJournal()
+        self.paused = False
+        self.counts: dict[JobStatus, int] = dict.fromkeys(JobStatus, 0)
+        self._due: list[tuple[float, int]] = []  # runs: pending and running jobs
+        self._resume: list[tuple[float, int]] = []  # paused jobs with a resume time
+        self._unique: dict[str, int] = {}
+        # Tuples, replaced on each new run: a snapshot captures them with one dict copy.
+        self._runs: dict[int, tuple[Run, ...]] = {}
+        #: Called with the new wake time whenever a job gains one (the engine re-arms its timer).
+        self.on_wake: Callable[[float], None] = _ignore
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def get(self, job_id: int) -> Job | None:
+        return self.jobs.get(job_id)
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def __iter__(self) -> Iterator[Job]:
+        return iter(self.jobs.values())
+
+    def runs(self, job_id: int) -> list[Run]:
+        return list(self._runs.get(job_id, ()))
+
+    def all_runs(self) -> dict[int, tuple[Run, ...]]:
+        return dict(self._runs)
+
+    def holder_of(self, key: str) -> int | None:
+        return self._unique.get(key)
+
+    def next_wake(self) -> float | None:
+        """The earliest live instant: a due run or a paused job's resume time."""
+        due = _top(self._due, self.jobs)
+        resume = _top(self._resume, self.jobs)
+        if due is None:
+            return resume
+        return due if resume is None else min(due, resume)
+
+    def next_job(self) -> Job | None:
+        """The job that runs next (for the status card): amortised O(1)."""
+        when = _top(self._due, self.jobs)
+        return None if when is None else self.jobs[self._due[0][1]]
+
+    def pop_due(self, now: float) -> list[Job]:
+        """Remove and return the jobs whose wake time is at or before ``now``."""
+        out: list[Job] = []
+        seen: set[int] = set()  # a requeued job may have two equal entries: take it once
+        for heap in (self._resume, self._due):
+            jobs = self.jobs
+            while heap and heap[0][0] <= now:
+                when, job_id = heapq.heappop(heap)
+                job = jobs.get(job_id)
+                if job is not None and wake_time(job) == when and job_id not in seen:
+                    seen.add(job_id)
+                    out.append(job)
+        return out
+
+    # --- writes --------------------------------------------------------------------------
+
+    def check_unique(self, job: Job) -> None:
+        key = unique_key_of(job)
+        if key is None or job.status in FINISHED:
+            return
+        holder = self._unique.get(key)
+        if holder is not None and holder != job.id:
+            raise DuplicateJob(key[2:], encode(holder))
+
+    def put(self, job: Job) -> Job:
+        """Insert or replace ``job`` (journal first). Raises DuplicateJob, StorageFull."""
+        self.check_unique(job)
+        self.journal.append(PutJob(job))
+        self._apply_put(job)
+        return job
+
+    def delete(self, job_id: int) -> None:
+        if job_id not in self.jobs:
+            return
+        self.journal.append(DeleteJob(job_id))
+        self._apply_delete(job_id)
+
+    def add_run(self, run: Run) -> None:
+        self.journal.append(AddRun(run))
+        self._apply_run(run)
+
+    def set_paused(self, paused: bool) -> None:
+        self.journal.append(SetMeta(paused))
+        self.paused = paused
+
+    async def commit(self) -> None:
+        await self.journal.commit()
+
+    def requeue(self, job: Job) -> None:
+        """Put a job's wake time back in the heap after the engine popped it but did not run it."""
+        self._push(job)
+
+    def _push(self, job: Job) -> None:
+        when = wake_time(job)
+        if when is not None:
+            heap = self._resume if job.status is JobStatus.PAUSED else self._due
+            heapq.heappush(heap, (when, job.id))
+            self.on_wake(when)
+
+    def apply(self, change: Change) -> None:
+        """Apply a change without journalling it (recovery replays through here)."""
+        if isinstance(change, PutJob):
+            self._apply_put(change.job)
+        elif isinstance(change, DeleteJob):
+            self._apply_delete(change.job_id)
+        elif isinstance(change, AddRun):
+            self._apply_run(change.run)
+        else:
+            self.paused = change.paused
+
+    def load(self, jobs: Iterable[Job], runs: dict[int, Iterable[Run]], *, paused: bool) -> None:
+        """Fill an empty store from recovered state."""
+        for job in jobs:
+            self._apply_put(job)
+        for job_id, job_runs in runs.items():
+            if job_id in self.jobs:
+                self._runs[job_id] = tuple(job_runs)[-self.history :]
+        self.paused = paused
+
+    def _apply_put(self, job: Job) -> None:
+        old = self.jobs.get(job.id)
+        self.jobs[job.id] = job
+        counts = self.counts
+        if old is not None:
+            counts[old.status] -= 1
+            old_key = unique_key_of(old)
+            if old_key is not None and self._unique.get(old_key) == job.id:
+                del self._unique[old_key]
+        counts[job.status] += 1
+        if job.status not in FINISHED:
+            key = unique_key_of(job)
+            if key is not None:
+                self._unique[key] = job.id
+        if (
+            old is None
+            or wake_time(old) != wake_time(job)
+            or (old.status is JobStatus.PAUSED) != (job.status is JobStatus.PAUSED)
+        ):
+            self._push(job)
+
+    def _apply_delete(self, job_id: int) -> None:
+        old = self.jobs.pop(job_id, None)
+        if old is None:
+            return
+        self.counts[old.status] -= 1
+        key = unique_key_of(old)
+        if key is not None and self._unique.get(key) == job_id:
+            del self._unique[key]
+        self._runs.pop(job_id, None)
+
+    def _apply_run(self, run: Run) -> None:
+        if run.job_id not in self.jobs:
+            return
+        runs = self._runs.get(run.job_id, ())
+        if len(runs) >= self.history:
+            runs = runs[len(runs) - self.history + 1 :]
+        self._runs[run.job_id] = (*runs, run)
+
+
+def _ignore(_when: float) -> None:
+    return None
+
+
+def _top(heap: list[tuple[float, int]], jobs: dict[int, Job]) -> float | None:
+    """The heap's earliest live instant; stale entries on top are dropped on the way."""
+    while heap:
+        when, job_id = heap[0]
+        job = jobs.get(job_id)
+        if job is not None and wake_time(job) == when:
+            return when
+        heapq.heappop(heap)
+    return None

@@ -1,0 +1,132 @@
+"""The search shared by calendar triggers: wall times from a rule -> the next instant.
+
+A calendar rule (cron, repeat, rrule) only knows local wall-clock times. A subclass yields them
+in ascending order from a start wall time; this module maps each through
+:func:`~scheduler.triggers.dst.resolve_local` and returns the earliest instant strictly after
+``after``. Because the DST policy may move a wall time across its neighbours (``shift``,
+``both``, ``last``), the search starts early enough and stops late enough to see every wall
+time that could map just past ``after``; with the default policies of cron and repeat the first
+candidate is the answer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from scheduler.triggers.dst import (
+    DstRule,
+    local_wall,
+    offset_before,
+    offsets_near,
+    resolve_stamped,
+    utc_wall,
+)
+
+__all__ = ["WallClockTrigger", "horizon", "nth", "require_aware"]
+
+_DAY_SECONDS = 86400.0
+
+
+def require_aware(after: datetime) -> float:
+    """``after`` as epoch seconds; a naive datetime is a programming error, not a local time."""
+    if after.tzinfo is None or after.utcoffset() is None:
+        raise ValueError(f"next_after needs an aware datetime, got naive {after.isoformat()}")
+    return after.timestamp()
+
+
+class WallClockTrigger:
+    """Instants of the wall times a calendar rule yields in ``zone``, rendered in ``out``.
+
+    ``zone`` is where the rule reads its wall times (the job's zone, or UTC / a TZID named by
+    an RRULE's DTSTART); ``out`` is the job's zone, used for the returned datetimes. ``end``
+    (epoch seconds, inclusive) bounds the instants, for an RRULE whose UNTIL is in UTC.
+    """
+
+    __slots__ = ("_end", "_out", "_rule", "_zone")
+
+    def __init__(
+        self,
+        zone: ZoneInfo,
+        rule: DstRule,
+        *,
+        out: ZoneInfo | None = None,
+        end: float | None = None,
+    ) -> None:
+        self._zone = zone
+        self._rule = rule
+        self._out = out or zone
+        self._end = end
+
+    def _walls(self, start: datetime) -> Iterator[datetime]:
+        """Naive wall times of the rule at or after ``start``, ascending, over a bounded span."""
+        raise NotImplementedError
+
+    def next_after(self, after: datetime) -> datetime | None:
+        """The earliest run strictly after ``after`` (aware), in the job's zone, or None."""
+        limit = require_aware(after)
+        found = self._search(limit)
+        if found is None or (self._end is not None and found.timestamp() > self._end):
+            return None
+        return found if self._out is self._zone else found.astimezone(self._out)
+
+    def _search(self, limit: float) -> datetime | None:
+        zone, rule = self._zone, self._rule
+        start, settled = self._window(limit)
+        best: datetime | None = None
+        best_at = math.inf
+        stop: datetime | None = None
+        for wall in self._walls(start):
+            if stop is not None and wall >= stop:
+                break
+            for at, instant in resolve_stamped(wall, zone, rule):
+                if limit < at < best_at:
+                    if at <= settled:
+                        return instant
+                    best, best_at = instant, at
+                    stop = self._stop_wall(instant, at)
+        return best
+
+    def _window(self, limit: float) -> tuple[datetime, float]:
+        """Where the search starts (a wall time) and up to which instant a first find is final.
+
+        With a monotone policy the first wall time mapping past ``limit`` is the answer. Else a
+        find is final if no offset change lies between ``limit`` and it (checked for the day
+        after ``limit``); a later find must be confirmed by reading on (:meth:`_stop_wall`).
+        The search starts at the wall time of ``limit``, or, when the policy reaches back
+        (``shift``, ``last``, ``both``), at ``limit`` read with the smallest offset nearby, early
+        enough for a wall time just before a change that maps past ``limit``.
+        """
+        rule = self._rule
+        if rule.monotone and not rule.reaches_back:
+            return local_wall(limit, self._zone), math.inf
+        smallest, largest = offsets_near(limit, self._zone)
+        if rule.monotone:
+            settled = math.inf
+        else:
+            settled = limit + _DAY_SECONDS if smallest == largest else limit
+        return utc_wall(limit) + smallest, settled
+
+    def _stop_wall(self, found: datetime, at: float) -> datetime:
+        """A wall time from which no instant can come before ``found`` (at epoch ``at``).
+
+        A later wall time ``w`` maps no earlier than ``w`` minus the largest offset in force
+        shortly before ``found`` (a wall time mapping earlier would need a larger offset there).
+        """
+        return utc_wall(at) + offset_before(found, self._zone)
+
+
+def horizon(start: datetime, years: int) -> datetime:
+    """``start`` plus about ``years`` years, clamped to the last representable second."""
+    try:
+        return start + timedelta(days=365.25 * years)
+    except OverflowError:
+        return datetime.combine(date.max, time(23, 59, 59))
+
+
+def nth(items: Iterable[datetime], n: int) -> datetime | None:
+    """The ``n``-th item (from 1), or None when there are fewer: where COUNT ends a rule."""
+    return next(itertools.islice(items, n - 1, None), None)
