@@ -101,7 +101,8 @@ def main() -> int:
             scattered = rate(trigger.next_after, instants, chain=False)
             peer = apscheduler_rates(spec, zone) if kind == "cron" else None
             rows.append((kind, label.replace("\n", " "), zone, chain, scattered, peer))
-    print(f"{'kind':7} {'zone':17} {'chain/s':>9} {'random/s':>9} {'APS chain':>10} {'APS rand':>9}  spec")
+    head = f"{'chain/s':>9} {'random/s':>9} {'APS chain':>10} {'APS rand':>9}"
+    print(f"{'kind':7} {'zone':17} {head}  spec")
     for kind, label, zone, chain, scattered, peer in rows:
         aps = f"{peer[0]:>10,.0f} {peer[1]:>9,.0f}" if peer else f"{'':>10} {'':>9}"
         print(f"{kind:7} {zone:17} {chain:>9,.0f} {scattered:>9,.0f} {aps}  {label[:60]}")

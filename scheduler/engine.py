@@ -40,11 +40,11 @@ from scheduler.executors.base import Executor, RunContext
 from scheduler.ids import encode
 from scheduler.misfire import plan_fire, plan_one_off
 from scheduler.model import (
+    FINISHED,
     Coalesce,
     Job,
     JobStatus,
     JobType,
-    OnCrash,
     Outcome,
     Overlap,
     Progress,
@@ -53,7 +53,7 @@ from scheduler.model import (
     RunResult,
     fire_id,
 )
-from scheduler.retry import delay_for
+from scheduler.outcomes import SHUTDOWN, SUPERSEDED, interrupted, settle
 from scheduler.schedules import load_zone
 from scheduler.store import Store
 from scheduler.triggers import Trigger, compile_schedule
@@ -182,7 +182,7 @@ class Engine:
             await self._wait_for(waiting, grace)
         for runs in list(self.running.values()):
             for run in runs:
-                self._cancel_run(run, "shutdown")
+                self._cancel_run(run, SHUTDOWN)
         remaining = [r.done for runs in self.running.values() for r in runs if r.done]
         if remaining:
             # Executors stop what they started (a process group gets TERM, grace, KILL).
@@ -314,7 +314,7 @@ class Engine:
             return 0
         if policy is Overlap.CANCEL_OTHER:
             for run in self.running.get(job.id, ()):
-                self._cancel_run(run, "cancelled by a newer run (overlap=cancel_other)")
+                self._cancel_run(run, SUPERSEDED)
         if policy is Overlap.CANCEL_OTHER or (
             policy is Overlap.BUFFER_ONE and job.id not in self._buffered
         ):
@@ -588,7 +588,7 @@ class Engine:
         if not runs:
             self.running.pop(job_id, None)
         outcome = result.outcome
-        if run.cancel_reason == "shutdown":
+        if run.cancel_reason == SHUTDOWN:
             outcome = Outcome.INTERRUPTED
         record = Run(
             job_id=job_id,
@@ -621,60 +621,17 @@ class Engine:
                 self.store.requeue(job)
 
     def _settle(self, job: Job, run: ActiveRun, result: RunResult, record: Run, now: float) -> None:
-        """Decide the job's state after a run: done, retry pending, failed or next occurrence."""
-        idle = JobStatus.RUNNING if job.id in self.running else JobStatus.PENDING
-        recurring = job.type is JobType.RECURRING
+        """Store the job's state after a run (see :mod:`scheduler.outcomes`) and tell listeners."""
+        new, event = settle(
+            job,
+            record,
+            result=result,
+            cancel_reason=run.cancel_reason,
+            busy=job.id in self.running,
+            now=now,
+            rng=self.rng,
+        )
         sid = encode(job.id)
-        base = replace(job, runs=job.runs + 1, progress=None, pid=None, interrupted=0)
-        if record.outcome is Outcome.SUCCESS:
-            new = replace(
-                base,
-                status=idle if recurring else JobStatus.COMPLETED,
-                error=None,
-                result=record.result,
-                completed=now,
-                fire=None,
-            )
-            event = "job-completed"
-        elif record.outcome is Outcome.INTERRUPTED:
-            new = self._interrupted(replace(base, interrupted=job.interrupted), run, now)
-            event = "job-cancelled"
-        elif (
-            record.outcome is Outcome.CANCELLED
-            and run.cancel_reason
-            and (run.cancel_reason.startswith("cancelled by a newer run"))
-        ):
-            new = replace(base, status=idle, error=record.error, fire=None, completed=now)
-            event = "job-cancelled"
-        elif record.outcome is Outcome.CANCELLED:
-            new = replace(
-                base,
-                status=JobStatus.CANCELLED,
-                error=record.error,
-                scheduled=None,
-                fire=None,
-                completed=now,
-            )
-            event = "job-cancelled"
-        else:
-            retry_at = self._retry_at(job, run, result, now)
-            if retry_at is not None:
-                new = replace(
-                    base,
-                    status=idle if job.id in self.running else JobStatus.PENDING,
-                    scheduled=retry_at,
-                    error=record.error,
-                    completed=now,
-                )
-                event = "job-retry"
-            elif recurring:
-                new = replace(base, status=idle, error=record.error, fire=None, completed=now)
-                event = "job-failed"
-            else:
-                new = replace(
-                    base, status=JobStatus.FAILED, error=record.error, fire=None, completed=now
-                )
-                event = "job-failed"
         try:
             self._put(new)
         except StorageFull:
@@ -684,7 +641,7 @@ class Engine:
                 sid,
             )
             self.store.apply(PutJob(new))  # memory stays truthful; only durability lags
-        if new.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
+        if new.status in FINISHED:
             self._note_finished(new)
         if self.hub.active:
             self.hub.publish(
@@ -697,69 +654,6 @@ class Engine:
                     "final": event != "job-retry",
                 },
             )
-
-    def _retry_at(self, job: Job, run: ActiveRun, result: RunResult, now: float) -> float | None:
-        policy = job.policy.retry
-        if not result.retryable or run.attempt > policy.max:
-            return None
-        delay = delay_for(policy, run.attempt, self.rng)
-        if result.retry_after is not None:
-            delay = max(delay, result.retry_after)
-        retry_at = now + delay
-        if (
-            job.type is JobType.RECURRING
-            and job.scheduled is not None
-            and retry_at >= job.scheduled
-        ):
-            return None  # the next regular run comes first and supersedes the retry
-        return retry_at
-
-    def _interrupted(
-        self, job: Job, run: ActiveRun, now: float, *, cause: str = "a shutdown"
-    ) -> Job:
-        """A run cut short by shutdown or a crash: follow ``onCrash``. ``rerun`` keeps the
-        fire (same fire id, same attempt number) and runs it again at once; ``abandon`` lets a
-        one-off job fail and a recurring one wait for its next occurrence. A job interrupted
-        three times in a row is quarantined (failed), so a job that kills the process cannot
-        restart-loop it."""
-        count = job.interrupted + 1
-        if count >= 3:
-            return replace(
-                job,
-                status=JobStatus.FAILED,
-                fire=None,
-                scheduled=None,
-                completed=now,
-                interrupted=count,
-                error=f"quarantined: its runs were interrupted {count} times in a row",
-            )
-        if job.policy.on_crash is OnCrash.RERUN:
-            return replace(
-                job,
-                status=JobStatus.PENDING,
-                fire=run.fire,
-                attempt=run.attempt - 1,
-                scheduled=now,
-                interrupted=count,
-                error=f"interrupted by {cause}; rerun with the same fire id",
-            )
-        if job.type is JobType.RECURRING:
-            return replace(
-                job,
-                status=JobStatus.PENDING,
-                fire=None,
-                interrupted=count,
-                error=f"interrupted by {cause} (onCrash=abandon)",
-            )
-        return replace(
-            job,
-            status=JobStatus.FAILED,
-            fire=None,
-            scheduled=None,
-            completed=now,
-            interrupted=count,
-            error=f"interrupted by {cause} (onCrash=abandon)",
-        )
 
     async def recover_interrupted(self) -> int:
         """After a crash: every job still marked running had a run in flight. Stop a command
@@ -791,7 +685,13 @@ class Engine:
                 ),
             )
             self._put(
-                self._interrupted(replace(job, pid=None), run, now, cause="a crash or restart")
+                interrupted(
+                    replace(job, pid=None),
+                    fire=fire,
+                    attempt=run.attempt,
+                    now=now,
+                    cause="a crash or restart",
+                )
             )
             count += 1
         await self.store.commit()

@@ -15,7 +15,7 @@ from scheduler.schedules import load_zone, parse_schedule
 from scheduler.triggers import Trigger, compile_schedule, resolve_local
 from scheduler.triggers.dst import AT
 
-__all__ = ["DEFAULT_ZONE", "MAX_RUNS", "next_command", "parse_spec", "upcoming"]
+__all__ = ["DEFAULT_ZONE", "MAX_RUNS", "next_command", "parse_spec", "preview", "upcoming"]
 
 DEFAULT_ZONE = "Asia/Seoul"
 MAX_RUNS = 10_000
@@ -62,13 +62,7 @@ def next_command(spec: str, *, tz: str | None, after: str | None, n: int, as_jso
     the reason on stderr for a bad SPEC, zone, time or count.
     """
     try:
-        if not 0 <= n <= MAX_RUNS:
-            raise InvalidInput(f"-n: expected 0..{MAX_RUNS}, got {n}", field="n")
-        schedule, inner_zone = parse_schedule(parse_spec(spec))
-        zone = load_zone(tz or inner_zone or DEFAULT_ZONE, field="--tz")
-        start = _after(after, zone)
-        trigger = compile_schedule(schedule, zone, created=start)
-        runs = upcoming(trigger, start - _TINY, n)
+        runs = preview(spec, tz=tz, after=after, n=n)
     except InvalidInput as error:
         print(f"scheduler next: {error.message}", file=sys.stderr)
         return 2
@@ -80,6 +74,17 @@ def next_command(spec: str, *, tz: str | None, after: str | None, n: int, as_jso
         if len(runs) < n:
             print("(no more runs)")
     return 0
+
+
+def preview(spec: str, *, tz: str | None, after: str | None, n: int) -> list[datetime]:
+    """The runs ``scheduler next`` prints; :class:`InvalidInput` says what is wrong."""
+    if not 0 <= n <= MAX_RUNS:
+        raise InvalidInput(f"-n: expected 0..{MAX_RUNS}, got {n}", field="n")
+    schedule, inner_zone = parse_schedule(parse_spec(spec))
+    zone = load_zone(tz or inner_zone or DEFAULT_ZONE, field="--tz")
+    start = _after(after, zone)
+    trigger = compile_schedule(schedule, zone, created=start)
+    return upcoming(trigger, start - _TINY, n)
 
 
 def _after(text: str | None, zone: ZoneInfo) -> datetime:

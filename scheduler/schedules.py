@@ -10,6 +10,7 @@ expected.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -19,12 +20,13 @@ import msgspec
 
 from scheduler.durations import parse_duration
 from scheduler.errors import InvalidInput, InvalidSchedule
-from scheduler.model import IMMEDIATE, DstPolicy, Repeat, Schedule
+from scheduler.model import IMMEDIATE, DstFold, DstGap, DstPolicy, Frequency, Repeat, Schedule
 from scheduler.triggers import compile_schedule
 from scheduler.triggers.cron import parse_cron
 from scheduler.triggers.once import parse_iso
 from scheduler.triggers.repeat import normalise_repeat
 from scheduler.triggers.rfc5545 import parse_rrule
+from scheduler.triggers.wallclock import NeverRuns
 from scheduler.triggers.zones import load_zone
 
 __all__ = ["KINDS", "SCHEDULE_KEYS", "load_zone", "parse_schedule"]
@@ -40,6 +42,8 @@ MIN_EVERY = 1.0
 # Compiling needs a creation instant; validation does not depend on which.
 _REFERENCE = datetime(1970, 1, 1, tzinfo=UTC)
 _T = TypeVar("_T")
+# The enum behind each key, to say what msgspec's "Invalid enum value" would have accepted.
+_CHOICES: dict[str, type[enum.Enum]] = {"freq": Frequency, "gap": DstGap, "fold": DstFold}
 
 
 def parse_schedule(
@@ -167,7 +171,7 @@ def _repeat(value: object, field: str) -> Repeat:
         if snake in data:
             if camel in data:
                 raise InvalidSchedule(
-                    f"{field}: give {camel} or {snake}, not both", field=f"{field}.{camel}"
+                    f"{field}.{camel}: give {camel} or {snake}, not both", field=f"{field}.{camel}"
                 )
             data[camel] = data.pop(snake)
     if isinstance(data.get("freq"), str):
@@ -199,11 +203,28 @@ def _convert(value: object, kind: type[_T], field: str) -> _T:
         if not sep:
             message, where = str(error), "`"
         path = field + where[:-1]
+        choices = _CHOICES.get(path.rpartition(".")[2])
+        if choices is not None and message.startswith("Invalid enum value"):
+            message += f" (expected one of {', '.join(choice.value for choice in choices)})"
         raise InvalidSchedule(f"{path}: {message[:1].lower()}{message[1:]}", field=path) from None
 
 
 def _compile_check(schedule: Schedule, tz: ZoneInfo, field: str) -> None:
-    """Compile once, so that a rule that can never run is refused at the edge."""
-    trigger = compile_schedule(schedule, tz, created=_REFERENCE, field=field)
+    """Compile once, so that a rule that can never run is refused at the edge.
+
+    ``repeat`` and an RRULE without DTSTART start at the job's creation, unknown here; whether
+    they ever run may depend on it (an INTERVAL phase), so that question is left to the
+    compilation with the real creation instant (:func:`compile_schedule`).
+    """
+    try:
+        trigger = compile_schedule(schedule, tz, created=_REFERENCE, field=field)
+    except NeverRuns:
+        if schedule.repeat is not None or not _has_dtstart(schedule.rrule):
+            return
+        raise
     if schedule.cron is not None and trigger.next_after(_REFERENCE) is None:
         raise InvalidSchedule(f"{field}.cron: never matches a date", field=f"{field}.cron")
+
+
+def _has_dtstart(rule: str | None) -> bool:
+    return rule is not None and "DTSTART" in rule.upper()

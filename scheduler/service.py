@@ -122,6 +122,19 @@ class JobService:
             return []
         return self.engine.next_times(job, n)
 
+    def next_record(self, job_id: int) -> asyncio.Future[Run]:
+        """The next run recorded for the job: one that finished, or one recorded as not run
+        (missed, skipped), so that a waiter never hangs on a run that will not happen."""
+        fut: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
+
+        def listener(job: Job, run: Run) -> None:
+            if job.id == job_id and not fut.done():
+                fut.set_result(run)
+
+        self.engine.listeners.append(listener)
+        fut.add_done_callback(lambda _: self.engine.listeners.remove(listener))
+        return fut
+
     def find_workflow(self, workflow_id: str) -> Job | None:
         """The job of a workflow: the live one, else the newest finished one."""
         # A live job holds its workflow id as its unique key unless it names its own key.

@@ -32,6 +32,7 @@ async def test_run_now_runs_at_once_and_leaves_the_schedule_alone(api: Api) -> N
     job = await api.create(schedule={"cron": "0 12 * * *"})
     status, body = await api.call("POST", f"/api/jobs/{job['id']}/run")
     assert status == 202
+    assert body["id"] == job["id"]
     await api.clock.advance(0)
     assert len(api.calls) == 1
     after = await api.get(job["id"])
@@ -200,9 +201,7 @@ async def test_resume_skips_missed_runs_unless_catch_up(api: Api) -> None:
     _, body = await api.call("POST", f"/api/jobs/{quiet['id']}/resume")
     assert body["status"] == "pending"
     assert body["scheduledTime"] == seoul(T0 + 3 * HOUR)
-    status, body = await api.call(
-        "POST", f"/api/jobs/{eager['id']}/resume", json={"catchUp": True}
-    )
+    status, body = await api.call("POST", f"/api/jobs/{eager['id']}/resume", json={"catchUp": True})
     assert status == 200
     await api.clock.advance(0)
     assert len(api.calls) == 1  # one catch-up run for the eager job only
@@ -281,7 +280,9 @@ async def test_runs_are_listed_newest_first(api: Api) -> None:
     assert status == 200
     assert body["total"] == 3
     assert [r["scheduledTime"] for r in body["items"]] == [
-        seoul(T0 + 3 * HOUR), seoul(T0 + 2 * HOUR), seoul(T0 + HOUR)
+        seoul(T0 + 3 * HOUR),
+        seoul(T0 + 2 * HOUR),
+        seoul(T0 + HOUR),
     ]
     assert body["items"][0]["fireId"].startswith(job["id"] + ":")
 

@@ -37,8 +37,14 @@ def seoul(instant: float) -> str:
 class Api:
     """The app under test and handles on what it runs."""
 
-    def __init__(self, client: TestClient[web.Request, web.Application], sched: Scheduler,
-                 clock: FakeClock, state: DaemonState, token: str | None) -> None:
+    def __init__(
+        self,
+        client: TestClient[web.Request, web.Application],
+        sched: Scheduler,
+        clock: FakeClock,
+        state: DaemonState,
+        token: str | None,
+    ) -> None:
         self.client = client
         self.sched = sched
         self.clock = clock
@@ -51,8 +57,16 @@ class Api:
         auth = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         return {**auth, **(extra or {})}
 
-    async def call(self, method: str, path: str, *, json: Any = None, data: Any = None,
-                   headers: dict[str, str] | None = None, auth: bool = True) -> tuple[int, Any]:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        auth: bool = True,
+    ) -> tuple[int, Any]:
         sent = self.headers(headers) if auth else dict(headers or {})
         kwargs: dict[str, Any] = {"headers": sent}
         if json is not None:
@@ -119,9 +133,7 @@ async def running_api(
     state.phase = phase
     state.loaded = True
     app = create_app(sched, state, token=token, heartbeat=heartbeat)
-    client: TestClient[web.Request, web.Application] = TestClient(
-        TestServer(app, host="127.0.0.1")
-    )
+    client: TestClient[web.Request, web.Application] = TestClient(TestServer(app, host="127.0.0.1"))
     api = Api(client, sched, clock, state, token)
 
     async def work(payload: Any) -> Any:

@@ -112,6 +112,27 @@ async def test_wait_true_answers_with_the_finished_run(api: Api) -> None:
     assert len(api.sched.store) == 1
 
 
+async def test_wait_true_answers_even_when_the_run_is_missed(api: Api) -> None:
+    listeners = len(api.sched.engine.listeners)
+    request = asyncio.create_task(
+        api.call("POST", "/api/jobs?wait=true", json={"task": "work", "misfire": {"grace": 0}})
+    )
+    for _ in range(2000):  # until the request has arrived and stored the job
+        if api.sched.store.jobs:
+            break
+        await asyncio.sleep(0.001)
+    assert len(api.sched.store) == 1
+    api.clock.step(5)  # the wall clock jumps before the job could start: it is 5 s late
+    while not request.done():
+        await api.clock.advance(0)
+    status, body = request.result()
+    assert status == 201
+    assert body["run"]["outcome"] == "missed"
+    assert body["status"] == "failed"
+    assert api.calls == []
+    assert len(api.sched.engine.listeners) == listeners  # the request's listener is gone
+
+
 async def test_an_unknown_or_malformed_job_id_is_a_404(api: Api) -> None:
     for job_id in ("0000000000000", "nope", "!!!!!!!!!!!!!"):
         status, body = await api.call("GET", f"/api/jobs/{job_id}")

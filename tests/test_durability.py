@@ -165,7 +165,7 @@ async def kill_rounds(
 
 #: A test-only variant of the daemon: ``sitecustomize`` runs before ``scheduler run`` and
 #: makes it acknowledge before writing (records reach the journal 200 ms after the answer).
-ACK_BEFORE_WRITE = '''
+ACK_BEFORE_WRITE = """
 import asyncio
 from scheduler.persistence.journal import Journal
 
@@ -180,7 +180,7 @@ async def _commit_nothing(self):
 
 Journal.append = _append_later
 Journal.commit = _commit_nothing
-'''
+"""
 
 
 # --- kill -9 during bursts ----------------------------------------------------------------------
@@ -235,7 +235,9 @@ async def create_jobs(daemon: DaemonProcess, n: int, label: str = "j") -> dict[s
     acked = {}
     for i in range(n):
         status, job, _ = await daemon.request(
-            "POST", "/api/jobs", json={"task": "noop", "schedule": LATER, "payload": {"m": f"{label}{i}"}}
+            "POST",
+            "/api/jobs",
+            json={"task": "noop", "schedule": LATER, "payload": {"m": f"{label}{i}"}},
         )
         assert status == 201, job
         acked[f"{label}{i}"] = job["id"]
@@ -256,8 +258,9 @@ async def test_a_bit_flip_mid_journal_stops_check_and_run_with_65_naming_file_an
     segment.write_bytes(bytes(data))
     before = files_of(daemon.state)
 
-    code, out = await run_cli("check", "-c", str(daemon.config), "--state", str(daemon.state),
-                              cwd=tmp_path)
+    code, out = await run_cli(
+        "check", "-c", str(daemon.config), "--state", str(daemon.state), cwd=tmp_path
+    )
     assert code == 65, out
     assert f"{segment}: byte 0: checksum mismatch" in out
     code, out = await run_cli("run", "-c", str(daemon.config), cwd=tmp_path)
@@ -280,8 +283,9 @@ async def test_a_damaged_snapshot_without_an_older_generation_stops_check_and_ru
     snapshot.write_bytes(bytes(data))
     before = files_of(daemon.state)
 
-    code, out = await run_cli("check", "-c", str(daemon.config), "--state", str(daemon.state),
-                              cwd=tmp_path)
+    code, out = await run_cli(
+        "check", "-c", str(daemon.config), "--state", str(daemon.state), cwd=tmp_path
+    )
     assert code == 65, out
     assert f"{snapshot}: byte " in out
     assert "no valid older snapshot" in out
@@ -300,8 +304,9 @@ async def test_check_passes_a_healthy_state_directory(
     await create_jobs(daemon, 3)
     await daemon.kill()
     before = files_of(daemon.state)
-    code, out = await run_cli("check", "-c", str(daemon.config), "--state", str(daemon.state),
-                              cwd=tmp_path)
+    code, out = await run_cli(
+        "check", "-c", str(daemon.config), "--state", str(daemon.state), cwd=tmp_path
+    )
     assert code == 0, out
     assert out.splitlines()[-1] == f"ok: state {daemon.state}"
     assert files_of(daemon.state) == before
@@ -398,9 +403,7 @@ async def test_a_webhook_in_flight_at_a_crash_is_rerun_once_with_the_same_idempo
     await daemon.kill()
 
     await daemon.start()
-    done = await until(
-        lambda: _finished(daemon, job["id"]), "the rerun to finish"
-    )
+    done = await until(lambda: _finished(daemon, job["id"]), "the rerun to finish")
     assert done["status"] == "completed"
     assert len(receiver.requests) == 2
     (first, first_headers), (second, second_headers) = receiver.requests
@@ -418,7 +421,9 @@ async def test_under_on_crash_abandon_a_run_in_flight_is_recorded_interrupted_an
     daemon = hook_daemon(tmp_path, url)
     daemons.append(daemon)
     await daemon.start()
-    _, job, _ = await daemon.request("POST", "/api/jobs", json={"task": "hook", "onCrash": "abandon"})
+    _, job, _ = await daemon.request(
+        "POST", "/api/jobs", json={"task": "hook", "onCrash": "abandon"}
+    )
     await until(lambda: receiver.requests, "the first request")
     await daemon.kill()
 

@@ -71,7 +71,7 @@ def test_an_unreadable_credential_stops_the_start(tmp_path: Path) -> None:
         ("localhost", True),
         ("::1", True),
         ("[::1]", True),
-        ("0.0.0.0", False),  # noqa: S104 - the point of the test
+        ("0.0.0.0", False),
         ("::", False),
         ("192.168.1.10", False),
         ("example.com", False),
@@ -84,8 +84,8 @@ def test_which_binds_are_loopback(host: str, loopback: bool) -> None:
 
 def test_a_non_loopback_bind_needs_a_token() -> None:
     with pytest.raises(ConfigError, match="no API token"):
-        check_bind("0.0.0.0", None)  # noqa: S104 - the point of the test
-    check_bind("0.0.0.0", "t")  # noqa: S104 - the point of the test
+        check_bind("0.0.0.0", None)
+    check_bind("0.0.0.0", "t")
     check_bind("127.0.0.1", None)
 
 
@@ -107,8 +107,19 @@ def test_a_non_loopback_bind_needs_a_token() -> None:
         "Bearer " + "a" * 10_240,
         f"Bearer {TOKEN} {TOKEN}",
     ],
-    ids=["missing", "wrong", "longer", "shorter", "basic", "no-scheme", "empty", "scheme-only",
-         "blank", "10kB", "twice"],
+    ids=[
+        "missing",
+        "wrong",
+        "longer",
+        "shorter",
+        "basic",
+        "no-scheme",
+        "empty",
+        "scheme-only",
+        "blank",
+        "10kB",
+        "twice",
+    ],
 )
 async def test_a_bad_authorization_header_is_a_401(api: Api, authorization: str | None) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
@@ -144,8 +155,11 @@ async def test_the_right_token_is_accepted_with_any_case_of_scheme(api: Api) -> 
 
 
 async def test_the_status_card_health_and_static_files_need_no_token(api: Api) -> None:
-    for method, path in [("GET", "/api/scheduler"), ("HEAD", "/api/scheduler"),
-                         ("GET", "/healthz")]:
+    for method, path in [
+        ("GET", "/api/scheduler"),
+        ("HEAD", "/api/scheduler"),
+        ("GET", "/healthz"),
+    ]:
         status, _ = await api.call(method, path, auth=False)
         assert status == 200, (method, path)
     for path in ("/", "/static/app.js"):  # open, whether or not the dashboard is installed
@@ -215,7 +229,7 @@ async def test_a_non_loopback_host_header_is_a_403_on_a_loopback_bind(api: Api) 
 
 
 async def test_any_host_header_is_accepted_on_a_public_bind() -> None:
-    async with running_api(token=TOKEN, host="0.0.0.0") as api:  # noqa: S104 - only the setting
+    async with running_api(token=TOKEN, host="0.0.0.0") as api:
         status, _ = await api.call("GET", "/api/jobs", headers={"Host": "scheduler.lan:8080"})
         assert status == 200
 
@@ -236,8 +250,11 @@ async def test_cors_headers_go_only_to_listed_origins_and_only_on_get(api: Api) 
 
 
 async def test_a_preflight_is_answered_for_get_only(api: Api) -> None:
-    preflight = {"Origin": ORIGIN, "Access-Control-Request-Method": "GET",
-                 "Access-Control-Request-Headers": "authorization"}
+    preflight = {
+        "Origin": ORIGIN,
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization",
+    }
     async with api.client.options("/api/jobs", headers=preflight) as resp:
         assert resp.status == 204
         assert resp.headers["Access-Control-Allow-Origin"] == ORIGIN
@@ -251,9 +268,11 @@ async def test_a_preflight_is_answered_for_get_only(api: Api) -> None:
 
 
 async def test_no_cors_without_configured_origins() -> None:
-    async with running_api() as api:
-        async with api.client.get("/api/scheduler", headers={"Origin": ORIGIN}) as resp:
-            assert "Access-Control-Allow-Origin" not in resp.headers
+    async with (
+        running_api() as api,
+        api.client.get("/api/scheduler", headers={"Origin": ORIGIN}) as resp,
+    ):
+        assert "Access-Control-Allow-Origin" not in resp.headers
 
 
 # --- the real daemon -------------------------------------------------------------------------
@@ -302,19 +321,28 @@ async def test_the_token_never_appears_in_logs_responses_or_job_environments(
         assert job["run"]["outcome"] == "success"
         assert "SCHEDULER_JOB_ID" in str(job["result"])  # the environment was printed
         seen.append(str(job))
-        for method, path in [("GET", "/api/scheduler"), ("GET", "/api/openapi.json"),
-                             ("GET", f"/api/jobs/{job['id']}/runs"), ("GET", "/nope")]:
+        for method, path in [
+            ("GET", "/api/scheduler"),
+            ("GET", "/api/openapi.json"),
+            ("GET", f"/api/jobs/{job['id']}/runs"),
+            ("GET", "/nope"),
+        ]:
             status, body, headers = await proc.request(method, path, headers=good)
             seen += [str(body), str(dict(headers))]
         # A header the HTTP parser rejects is logged with its text: the log must redact it.
         reader, writer = await asyncio.open_connection("127.0.0.1", proc.port)
-        writer.write(b"GET /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
-                     + TOKEN.encode() + b"\x01\r\nConnection: close\r\n\r\n")
+        writer.write(
+            b"GET /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+            + TOKEN.encode()
+            + b"\x01\r\nConnection: close\r\n\r\n"
+        )
         assert (await reader.read()).startswith(b"HTTP/1.0 400")
         writer.close()
         await writer.wait_closed()
         status, body, _ = await proc.request(
-            "POST", "/api/jobs", data=f'{{"task": "{TOKEN}"}}',
+            "POST",
+            "/api/jobs",
+            data=f'{{"task": "{TOKEN}"}}',
             headers={**good, "Content-Type": "application/json"},
         )
         assert status == 400

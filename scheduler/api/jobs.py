@@ -59,7 +59,7 @@ async def create_job(request: web.Request) -> web.Response:
     if wait and spec.schedule.type is JobType.IMMEDIATE:
         # Test mode: watch the job's own first run (it is due now) instead of adding a second.
         job = sched.service.build(spec, source=Source.API)
-        done = sched.engine.next_run_end(job.id)
+        done = sched.service.next_record(job.id)
         job = await sched.service.add(job)
     else:
         job = await sched.service.create(spec)

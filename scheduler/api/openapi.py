@@ -8,13 +8,14 @@ schemathesis run against a live daemon) conform to it.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
 from scheduler.api.errors import json_response
+from scheduler.api.keys import SCHEDULER
 from scheduler.model import (
     Backoff,
     Coalesce,
@@ -71,7 +72,11 @@ ANY: Schema = {}
 DURATION: Schema = {
     "description": "A duration: '90s', '15m', '2h', '1d', '1h30m', or seconds as a number.",
     "anyOf": [
-        {"type": "string", "examples": ["90s", "15m", "2h", "1d"]},
+        {
+            "type": "string",
+            "pattern": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d|w))+$",
+            "examples": ["90s", "15m", "2h", "1d"],
+        },
         {"type": "number", "exclusiveMinimum": 0},
     ],
 }
@@ -457,7 +462,10 @@ def _job_paths() -> dict[str, Any]:
                 "Create a job",
                 {
                     "201": {
-                        **_json(ref("JobWithRun"), "Created (with ?wait=true: and run)"),
+                        **_json(
+                            {"anyOf": [ref("Job"), ref("JobWithRun")]},
+                            "Created (with ?wait=true: with its finished run)",
+                        ),
                         "headers": {"Location": {"schema": STRING}},
                     },
                 },
@@ -728,8 +736,85 @@ def _other_paths() -> dict[str, Any]:
     }
 
 
-@cache
-def document() -> dict[str, Any]:
+#: operationId of each operation (also the target names of response links).
+OPERATION_IDS: dict[tuple[str, str], str] = {
+    ("/api/jobs", "get"): "listJobs",
+    ("/api/jobs", "post"): "createJob",
+    ("/api/jobs/{id}", "get"): "getJob",
+    ("/api/jobs/{id}", "patch"): "updateJob",
+    ("/api/jobs/{id}", "delete"): "deleteJob",
+    ("/api/jobs/{id}/run", "post"): "runJob",
+    ("/api/jobs/{id}/cancel", "post"): "cancelJob",
+    ("/api/jobs/{id}/pause", "post"): "pauseJob",
+    ("/api/jobs/{id}/resume", "post"): "resumeJob",
+    ("/api/jobs/{id}/retry", "post"): "retryJob",
+    ("/api/jobs/{id}/runs", "get"): "listJobRuns",
+    ("/api/jobs/{id}/next", "get"): "listNextRunTimes",
+    ("/api/workflows/{workflowId}/schedule", "put"): "putWorkflowSchedule",
+    ("/api/workflows/{workflowId}/schedule", "delete"): "deleteWorkflowSchedule",
+    ("/api/scheduler", "get"): "getStatus",
+    ("/api/scheduler", "head"): "headStatus",
+    ("/api/scheduler/pause", "post"): "pauseScheduler",
+    ("/api/scheduler/resume", "post"): "resumeScheduler",
+    ("/api/scheduler/clean", "post"): "cleanJobs",
+    ("/api/events", "get"): "streamEvents",
+    ("/healthz", "get"): "health",
+    ("/metrics", "get"): "metrics",
+    ("/api/openapi.json", "get"): "openapi",
+    ("/", "get"): "dashboard",
+    ("/static/{path}", "get"): "dashboardFile",
+}
+
+_JOB_LINK_TARGETS = (
+    "getJob",
+    "updateJob",
+    "runJob",
+    "cancelJob",
+    "pauseJob",
+    "resumeJob",
+    "retryJob",
+    "listJobRuns",
+    "listNextRunTimes",
+    "deleteJob",
+)
+
+
+def _job_links() -> dict[str, Any]:
+    """Where a new job's id can be used next (clients and stateful testers follow these)."""
+    return {
+        target[0].upper() + target[1:]: {
+            "operationId": target,
+            "parameters": {"id": "$response.body#/id"},
+        }
+        for target in _JOB_LINK_TARGETS
+    }
+
+
+def _finish(paths: dict[str, Any]) -> dict[str, Any]:
+    for path, item in paths.items():
+        for method, op in item.items():
+            if method == "parameters":
+                continue
+            op["operationId"] = OPERATION_IDS[(path, method)]
+            for status in ("200", "201"):
+                response = op["responses"].get(status)
+                if (
+                    response
+                    and path in ("/api/jobs", "/api/workflows/{workflowId}/schedule")
+                    and (method in ("post", "put"))
+                ):
+                    response["links"] = _job_links()
+    return paths
+
+
+@lru_cache(maxsize=8)
+def document(tasks: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The document; with ``tasks`` (the known task names) ``task`` lists them."""
+    schemas = components()
+    if tasks:
+        task: Schema = {"type": "string", "enum": list(tasks)}
+        schemas["JobInput"]["properties"]["task"] = task
+        schemas["JobPatch"]["properties"]["task"] = nullable(task)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -742,14 +827,14 @@ def document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
-        "paths": {**_job_paths(), **_other_paths()},
+        "paths": _finish({**_job_paths(), **_other_paths()}),
         "components": {
-            "schemas": components(),
+            "schemas": schemas,
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
         },
     }
 
 
 @routes.get("/api/openapi.json")
-async def openapi_json(_request: web.Request) -> web.Response:
-    return json_response(document())
+async def openapi_json(request: web.Request) -> web.Response:
+    return json_response(document(tuple(sorted(request.app[SCHEDULER].runtimes))))

@@ -27,7 +27,6 @@ retrying and reporting success would acknowledge data that is not on disk (the P
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import os
@@ -189,18 +188,23 @@ class Journal:
             return
         target = self._last_seq
         while self._synced_seq < target:
-            inflight = self._inflight or self._start_sync()
-            try:
-                await asyncio.shield(inflight)
-            except OSError as exc:
-                raise PersistenceError(f"{self._dir}: journal fsync failed: {exc}") from exc
-            self._check_fatal()
+            await asyncio.shield(self._inflight or self._start_sync())
+            if self._fatal is not None:
+                raise PersistenceError(f"{self._dir}: journal fsync failed: {self._fatal}")
 
     def _check_fatal(self) -> None:
         if self._fatal is not None:
             raise PersistenceError(f"{self._dir}: journal stopped after an error: {self._fatal}")
 
     def _start_sync(self) -> asyncio.Future[None]:
+        """Start one fsync pass in a worker thread; the future resolves once its outcome has
+        been applied (``synced_seq`` advanced, or the journal failed).
+
+        Waiters get this future, not the worker's: the worker's future is done before its
+        callbacks run, so a commit arriving in between would find a finished pass whose
+        outcome is not applied yet, and awaiting a done future never yields to let it apply:
+        the commit would spin on the loop forever.
+        """
         plan = _SyncPlan(
             upto=self._last_seq,
             fds=(*self._retired, self._fd),
@@ -208,15 +212,24 @@ class Journal:
             dir_gen=self._dir_gen,
         )
         need_dir = plan.dir_gen != self._dir_synced_gen
-        future = self._loop.run_in_executor(None, _fsync_all, plan.fds, self._dir_fd, need_dir)
-        future.add_done_callback(lambda done: self._sync_done(done, plan))
-        self._inflight = future
-        return future
+        applied: asyncio.Future[None] = self._loop.create_future()
+        work = self._loop.run_in_executor(None, _fsync_all, plan.fds, self._dir_fd, need_dir)
+        work.add_done_callback(lambda done: self._sync_done(done, plan, applied))
+        self._inflight = applied
+        return applied
 
-    def _sync_done(self, future: asyncio.Future[None], plan: _SyncPlan) -> None:
+    def _sync_done(
+        self, work: asyncio.Future[None], plan: _SyncPlan, applied: asyncio.Future[None]
+    ) -> None:
         self._inflight = None
-        exc = None if future.cancelled() else future.exception()
-        if future.cancelled() or exc is not None:
+        try:
+            self._apply_sync(work, plan)
+        finally:
+            applied.set_result(None)  # waiters read the outcome from the journal's state
+
+    def _apply_sync(self, work: asyncio.Future[None], plan: _SyncPlan) -> None:
+        exc = None if work.cancelled() else work.exception()
+        if work.cancelled() or exc is not None:
             self._fail(exc or PersistenceError("journal fsync was cancelled"))
             return
         self._synced_seq = max(self._synced_seq, plan.upto)
@@ -288,11 +301,10 @@ class Journal:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        with contextlib.suppress(OSError):
-            if self._inflight is not None:
-                await asyncio.shield(self._inflight)
-            if self._mode is not FsyncMode.NEVER and self._fatal is None and self._dirty():
-                await asyncio.shield(self._start_sync())
+        if self._inflight is not None:
+            await asyncio.shield(self._inflight)
+        if self._mode is not FsyncMode.NEVER and self._fatal is None and self._dirty():
+            await asyncio.shield(self._start_sync())
         for fd in (*self._retired, self._fd, self._dir_fd):
             os.close(fd)
         self._retired.clear()

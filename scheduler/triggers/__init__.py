@@ -51,7 +51,7 @@ def compile_schedule(
     if created.tzinfo is None:
         raise ValueError("created must be an aware datetime")
     if schedule.delay is not None:
-        return OnceTrigger((created + timedelta(seconds=schedule.delay),))
+        return OnceTrigger(((created + timedelta(seconds=schedule.delay)).astimezone(tz),))
     if schedule.at is not None:
         rule = with_override(AT, schedule.dst)
         return OnceTrigger(local_instants(schedule.at, tz, rule, field=f"{field}.at"))

@@ -25,6 +25,7 @@ from scheduler.triggers.cron import CronSpec, CronTrigger, parse_cron
 from scheduler.triggers.dst import DstRule
 from scheduler.triggers.rfc5545 import MAX_COUNT, Freq
 from scheduler.triggers.rrule import RRuleTrigger
+from scheduler.triggers.wallclock import NeverRuns
 
 __all__ = [
     "WEEKDAY_NAMES",
@@ -164,7 +165,7 @@ def compile_repeat(
         return rrule_repeat(repeat, tz, start=start, rule=rule, field=field)
     trigger = cron_repeat(repeat, tz, cron=cron, start=start, rule=rule, field=field)
     if trigger.next_after(created - _TINY) is None:
-        raise InvalidSchedule(f"{field}: never runs before its until", field=field)
+        raise NeverRuns(f"{field}: never runs before its until", field=field)
     return trigger
 
 

@@ -24,7 +24,7 @@ from dateutil import rrule as du
 from scheduler.errors import InvalidSchedule
 from scheduler.triggers.dst import DstRule
 from scheduler.triggers.rfc5545 import Freq, RRuleSpec, explicit_rule
-from scheduler.triggers.wallclock import WallClockTrigger, horizon, nth
+from scheduler.triggers.wallclock import NeverRuns, WallClockTrigger, horizon, nth
 from scheduler.triggers.zones import load_zone
 
 __all__ = ["RRuleTrigger", "compile_rrule"]
@@ -33,6 +33,8 @@ __all__ = ["RRuleTrigger", "compile_rrule"]
 HORIZON_YEARS = 100
 #: Years from DTSTART within which COUNT occurrences are counted (rarer rules run unbounded).
 COUNT_HORIZON_YEARS = 200
+# The calendar (weekdays, leap years) repeats every 400 years.
+_GREGORIAN_YEARS = 400
 #: Wall times read per pass once queries come in a chain (see :class:`RRuleTrigger`).
 READ_AHEAD = 16
 _SECOND = timedelta(seconds=1)
@@ -128,20 +130,28 @@ class RRuleTrigger(WallClockTrigger):
         self._reach = _PERIOD[freq] * interval
 
     def probe(self, field: str) -> None:
-        """Raise :class:`InvalidSchedule` unless the rule yields a time within the horizon.
+        """Raise :class:`InvalidSchedule` unless the rule produces a time (before ``until``).
 
-        dateutil reports some impossible combinations (INTERVAL against BYHOUR, say) only while
-        iterating; probing here surfaces them when the job is created, not when it runs.
+        dateutil compares UNTIL only with times that match the rule, so a rule that never
+        matches (``BYMONTH=2;BYMONTHDAY=30``) iterates up to year 9999: seconds of work. Its
+        pattern repeats every 400 years (the Gregorian cycle) times INTERVAL, so the probe looks
+        at one such cycle placed just before year 9999, where dateutil's own stop bounds the
+        work. It also surfaces the combinations dateutil reports only while iterating
+        (INTERVAL against BYHOUR, say) when the job is created, not when it runs.
         """
-        stop = horizon(self._dtstart, HORIZON_YEARS)
-        capped = self._base.replace(until=stop if self._until is None else min(stop, self._until))
+        first = self._dtstart
+        cycle = _GREGORIAN_YEARS * self._interval
+        shift = (date.max.year - cycle - first.year) // cycle * cycle
+        late = first.replace(year=first.year + shift) if shift > 0 else first
         try:
-            first = next(iter(capped), None)
+            found = next(iter(self._base.replace(dtstart=late)), None)
+            if found is not None and self._until is not None:
+                found = next(iter(self._base.replace(until=self._until)), None)
         except ValueError as error:
             raise InvalidSchedule(f"{field}: {error}", field=field) from None
-        if first is None:
-            where = "before its end (until)" if self._until else f"within {HORIZON_YEARS} years"
-            raise InvalidSchedule(f"{field}: never produces a run time {where}", field=field)
+        if found is None:
+            where = "before its end (until)" if self._until else "on any date"
+            raise NeverRuns(f"{field}: never produces a run time {where}", field=field)
 
     def _walls(self, start: datetime) -> Iterator[datetime]:
         ahead = self._ahead

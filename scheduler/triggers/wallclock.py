@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from scheduler.errors import InvalidSchedule
 from scheduler.triggers.dst import (
     DstRule,
     local_wall,
@@ -26,9 +27,17 @@ from scheduler.triggers.dst import (
     utc_wall,
 )
 
-__all__ = ["WallClockTrigger", "horizon", "nth", "require_aware"]
+__all__ = ["NeverRuns", "WallClockTrigger", "horizon", "nth", "require_aware"]
 
 _DAY_SECONDS = 86400.0
+
+
+class NeverRuns(InvalidSchedule):
+    """A calendar rule with no run at all (from its start, before its end).
+
+    For ``repeat`` and an RRULE without DTSTART this depends on the creation instant (an
+    INTERVAL phase can miss every matching date), so validation without one may ignore it.
+    """
 
 
 def require_aware(after: datetime) -> float:
