@@ -29,7 +29,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-TOKEN = "bench-token"  # noqa: S105 - a throwaway token for a local benchmark
+from scheduler.library import Scheduler
+
+TOKEN = "bench-token"
 RUNNING = 5
 
 CONFIG = """
@@ -55,15 +57,44 @@ kind = "command"
 argv = ["sleep", "3600"]
 """
 
-POST_LUA = (
-    """
+POST_LUA = f"""
 wrk.method = "POST"
-wrk.body = '{"task": "noop", "schedule": {"delay": "30d"}, "payload": {"n": 1}}'
+wrk.body = '{{"task": "noop", "schedule": {{"delay": "30d"}}, "payload": {{"n": 1}}}}'
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer %s"
+wrk.headers["Authorization"] = "Bearer {TOKEN}"
 """
-    % TOKEN
-)
+
+
+BARE = """
+import sys
+from aiohttp import web
+async def handler(request):
+    return web.json_response({"isRunning": True, "totalJobs": 0})
+app = web.Application()
+app.router.add_get("/", handler)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+def bare_baseline(seconds: int) -> None:
+    """A bare aiohttp JSON handler on this machine now: the ceiling for the status card."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", BARE, str(port)])
+    try:
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        report(
+            "bare aiohttp JSON handler (32 connections)",
+            wrk(f"http://127.0.0.1:{port}/", seconds, auth=False),
+            "(the ceiling)",
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def free_port() -> int:
@@ -81,9 +112,6 @@ def write_config(root: Path, fsync: str) -> tuple[Path, int]:
 
 async def fill(config: Path, jobs: int) -> None:
     """Store ``jobs`` jobs (and RUNNING sleepers) through the library, then stop cleanly."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from scheduler.library import Scheduler  # noqa: PLC0415 - after the path is set
-
     sched = Scheduler.from_toml(config)
     await sched.start()
     schedules = [
@@ -108,7 +136,7 @@ class Daemon:
         env = {**os.environ, "SCHEDULER_API_TOKEN": TOKEN}
         env.pop("NOTIFY_SOCKET", None)
         self.log = (config.parent / "daemon.log").open("wb")
-        self.proc = subprocess.Popen(  # noqa: S603 - our own daemon
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", "scheduler", "run", "-c", str(config)],
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -120,7 +148,7 @@ class Daemon:
             if self.proc.poll() is not None:
                 raise SystemExit(f"daemon exited: {(config.parent / 'daemon.log').read_text()}")
             try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as resp:  # noqa: S310
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as resp:
                     if resp.status == 200:
                         break
             except OSError:
@@ -148,7 +176,7 @@ def wrk(
         argv += ["-H", f"Authorization: Bearer {TOKEN}"]
     if script is not None:
         argv += ["-s", str(script)]
-    out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout  # noqa: S603
+    out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
@@ -175,6 +203,7 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
+    bare_baseline(args.seconds)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "loaded"
         root.mkdir()

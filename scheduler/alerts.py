@@ -197,13 +197,14 @@ class Alerter:
             self._task = asyncio.get_running_loop().create_task(self.serve(), name="alerts")
 
     async def close(self, grace: float = 5.0) -> None:
-        """Send what is queued (no more retry waits) for up to ``grace`` s, then stop."""
-        task, self._task = self._task, None
+        """Send what is queued (no more retry waits) for up to ``grace`` s, then stop. Also
+        ends a :meth:`serve` run by the caller's own TaskGroup (it returns once drained)."""
         self._closing = True
-        if task is None:
-            return
         with contextlib.suppress(asyncio.QueueFull):  # full: the sender drains, then stops
             self._queue.put_nowait(None)
+        task, self._task = self._task, None
+        if task is None:
+            return
         await asyncio.wait({task}, timeout=grace)
         if not task.done():
             task.cancel()

@@ -221,7 +221,11 @@ class Engine:
         self._workers = [w for w in self._workers if not w.done()]
         while len(self._workers) < limit:
             self._workers.append(group.create_task(self._worker()))
-        self._wake_workers()
+        # Extra workers retire as they go idle (a run in flight is never cut short for this).
+        for fut in list(self._idle):
+            if not fut.done():
+                fut.set_result(None)
+        self._idle.clear()
 
     # --- the timer -----------------------------------------------------------------------
 
@@ -281,18 +285,22 @@ class Engine:
                 self._push(job, job.scheduled or now, DUE)
                 pushed += 1
             else:
-                self._record_missed(job, job.scheduled or now, job.scheduled or now, 1, now)
-                self._put(
-                    replace(
-                        job,
-                        status=JobStatus.FAILED,
-                        scheduled=None,
-                        completed=now,
-                        error="missed: later than its misfire grace",
-                    )
-                )
+                self._missed_one_off(job, now)
         if pushed:
             self._wake_workers()
+
+    def _missed_one_off(self, job: Job, now: float) -> None:
+        fire = job.scheduled or now
+        self._record_missed(job, fire, fire, 1, now)
+        error = "missed: later than its misfire grace"
+        failed = replace(job, status=JobStatus.FAILED, scheduled=None, completed=now, error=error)
+        self._note_finished(self._put(failed))
+        if self.hub.active:
+            self.hub.publish(
+                "job-failed",
+                encode(job.id),
+                {"outcome": "missed", "error": error, "attempt": 0, "final": True},
+            )
 
     def _plan_recurring(self, job: Job, now: float) -> int:
         assert job.scheduled is not None
@@ -352,6 +360,7 @@ class Engine:
                 started=now,
                 ended=now,
                 lateness=now - first,
+                count=count,
             ),
         )
 
@@ -432,6 +441,11 @@ class Engine:
         loop = asyncio.get_running_loop()
         done = 0
         while True:
+            if len(self._workers) > self.max_concurrency:
+                me = asyncio.current_task()
+                if me in self._workers:
+                    self._workers.remove(me)
+                    return
             taken = self._take()
             if taken is None:
                 fut: asyncio.Future[None] = loop.create_future()

@@ -12,7 +12,6 @@ Label values are bounded sets: ``outcome`` is an :class:`Outcome`, ``status`` a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Final
 
@@ -44,17 +43,6 @@ LATENESS_BUCKETS: Final = (0.001, 0.0025, *_SUB_SECOND, 1, 5, 30, 60, 300, 3600)
 _EXECUTED = frozenset(
     {Outcome.SUCCESS, Outcome.ERROR, Outcome.TIMEOUT, Outcome.CANCELLED, Outcome.INTERRUPTED}
 )
-_MISSED_COUNT = re.compile(r"^(\d+) runs? missed")
-
-
-def missed_count(run: Run) -> int:
-    """How many occurrences one recorded ``missed`` run stands for.
-
-    The engine records one run per coalesced group, with a reason that starts with the count
-    ("3 runs missed from ... to ..."); a reason in another shape counts as one.
-    """
-    match = _MISSED_COUNT.match(run.reason or "")
-    return int(match.group(1)) if match else 1
 
 
 class _StateCollector(Collector):
@@ -161,7 +149,7 @@ class SchedulerMetrics:
         del job  # the labels never name a job
         self.runs.labels(run.outcome.value).inc()
         if run.outcome is Outcome.MISSED:
-            self.missed.labels("misfire").inc(missed_count(run))
+            self.missed.labels("misfire").inc(run.count)
             return
         if run.outcome is Outcome.SKIPPED_OVERLAP:
             self.missed.labels("overlap").inc()

@@ -285,6 +285,7 @@ class Run(msgspec.Struct, frozen=True, gc=False, kw_only=True, omit_defaults=Tru
     error: str | None = None
     result: Any = None
     reason: str | None = None
+    count: int = 1  # occurrences this record stands for (a coalesced group of missed runs)
 
     @property
     def duration(self) -> float | None:

@@ -50,9 +50,8 @@ def settle(
         )
     if outcome is Outcome.INTERRUPTED:
         kept = replace(base, interrupted=job.interrupted, completed=job.completed)
-        return interrupted(kept, fire=record.fire, attempt=record.attempt, now=now), (
-            "job-cancelled"
-        )
+        new = interrupted(kept, fire=record.fire, attempt=record.attempt, now=now)
+        return new, "job-failed" if new.status is JobStatus.FAILED else "job-cancelled"
     if outcome is Outcome.CANCELLED:
         if cancel_reason == SUPERSEDED:
             return replace(base, status=idle, error=record.error, fire=None), "job-cancelled"

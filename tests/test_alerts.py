@@ -358,3 +358,23 @@ def test_a_threshold_changes_state_only_after_holding() -> None:
         None,
         False,
     ]
+
+
+async def test_serve_can_run_in_the_callers_task_group_and_ends_on_close(
+    receiver: tuple[Receiver, str],
+) -> None:
+    hook, url = receiver
+    rig = make_rig(url, hook.clock)
+    await rig.sched.start()
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(rig.alerter.serve())
+            await asyncio.sleep(0)  # serve() starts listening
+            rig.task(RecordingExecutor(rig.clock, [fail()]))
+            await rig.create(max_retries=0)
+            await rig.clock.advance(1)
+            await until(lambda: rig.alerter.delivered == 1)
+            await rig.alerter.close()
+    finally:
+        await rig.sched.stop(grace=0)
+    assert [b["kind"] for b in hook.bodies()] == ["job_failed"]

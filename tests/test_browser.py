@@ -158,10 +158,13 @@ async def test_running_a_job_from_the_table_shows_its_run_in_the_history(
     await expect(details).to_contain_text("every 1h")
     await expect(details.locator(".next-runs li")).to_have_count(5)
     await expect(details).to_contain_text("No runs yet.")
-    await details.get_by_role("button", name="Run now: hourly-sync").click()
+    await details.get_by_role("button", name="Run now: hourly-sync").focus()
+    await page.keyboard.press("Enter")
     history = details.locator("table.runs tbody tr")
     await expect(history).to_have_count(1, timeout=LIVE)
     await expect(history.first).to_contain_text("success")
+    # The refreshes rebuilt the panel; the keyboard user is still on the same button.
+    await expect(details.get_by_role("button", name="Run now: hourly-sync")).to_be_focused()
     await expect(page.locator("#notice")).to_contain_text("Run queued: hourly-sync")
     await expect(row.locator("td.num")).to_have_text("1")
     digest = job_row(page, "morning-digest")
@@ -232,3 +235,40 @@ async def test_the_token_is_asked_for_once_and_kept_for_the_tab(
         await expect(dialog).to_be_hidden()
     finally:
         await proc.stop()
+
+
+WORDS = [
+    ({"cron": "0 9 * * 1-5"}, "on Monday to Friday, at 09:00"),
+    ({"cron": "*/15 * * * *"}, "every 15 minutes"),
+    ({"cron": "0 * * * *"}, "every hour, on the hour"),
+    ({"cron": "30 2 1 * *"}, "on the 1st, at 02:30"),
+    ({"cron": "0 9 * * *"}, "every day at 09:00"),
+    ({"cron": "@daily"}, "every day at 00:00"),
+    ({"cron": "0 0 29 2 *"}, "on the 29th in February, at 00:00"),
+    ({"cron": "5 4 L * *"}, "cron rule 5 4 L * *"),
+    (
+        {"rrule": "FREQ=WEEKLY;BYDAY=MO,WE;BYHOUR=9;BYMINUTE=0;COUNT=10"},
+        "every week on Monday and Wednesday at 09:00, 10 times",
+    ),
+    ({"rrule": "FREQ=MONTHLY;INTERVAL=2;BYDAY=-1FR"}, "every 2 months on last Friday"),
+    (
+        {"repeat": {"freq": "monthly", "monthDays": [1, 15, -1], "time": "08:30"}},
+        "every month on the 1st, 15th and last day at 08:30",
+    ),
+    ({"every": "1h"}, "every 1h"),
+    ({"delay": "15m"}, "once, 15m after it was created"),
+    ({"at": "2026-12-24T09:00"}, "once, at 2026-12-24T09:00"),
+    ({}, "once, as soon as possible"),
+]
+STATIC = Path(__file__).resolve().parents[1] / "scheduler" / "api" / "static"
+
+
+async def test_schedules_read_as_words_and_times_keep_their_offset(browser: Browser) -> None:
+    page = await browser.new_page()
+    await page.add_script_tag(content=(STATIC / "app.js").read_text())
+    for schedule, words in WORDS:
+        got = await page.evaluate("(s) => scheduleWords({schedule: s})", schedule)
+        assert got == words, schedule
+    local = "(iso) => localText(iso)"
+    assert await page.evaluate(local, "2026-11-24T05:00:00.000+09:00") == "2026-11-24 05:00 +09:00"
+    assert await page.evaluate(local, "2026-03-08T01:59:30Z") == "2026-03-08 01:59:30 +00:00"

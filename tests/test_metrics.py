@@ -19,8 +19,7 @@ from scheduler.api.keys import DaemonState, Phase
 from scheduler.config import Config, SchedulerConfig
 from scheduler.engine import TaskRuntime
 from scheduler.library import Scheduler
-from scheduler.metrics import SchedulerMetrics, missed_count
-from scheduler.model import Outcome, Run
+from scheduler.metrics import SchedulerMetrics
 from tests.fakes import FakeClock, RecordingExecutor, fail, ok
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("Asia/Seoul")).timestamp()
@@ -169,15 +168,6 @@ async def test_process_metrics_are_exported(rig: Rig) -> None:
     assert "process_resident_memory_bytes" in names
     assert "process_cpu_seconds_total" in names
     assert "python_info" in names
-
-
-def test_a_missed_run_stands_for_the_count_in_its_reason() -> None:
-    def run(reason: str | None) -> Run:
-        return Run(job_id=1, fire=T0, attempt=0, outcome=Outcome.MISSED, reason=reason)
-
-    assert missed_count(run("17 runs missed from a to b (coalesce=latest)")) == 17
-    assert missed_count(run("1 run missed (coalesce=latest)")) == 1
-    assert missed_count(run(None)) == 1
 
 
 # --- the route ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``GET /`` and ``GET /static/{name}``: the dashboard, shipped inside the package.
+"""``GET /`` and ``GET /static/{path}``: the dashboard, shipped inside the package.
 
 Three files (``index.html``, ``app.js``, ``app.css``) with no build step and nothing fetched
 from elsewhere, so the page works offline. They are read once at import, served from memory
@@ -75,9 +75,9 @@ async def page(request: web.Request) -> web.Response:
     return _serve(request, ASSETS["index.html"], _PAGE_HEADERS)
 
 
-@routes.route("GET", "/static/{name}", allow_head=True)
+@routes.route("GET", "/static/{path}", allow_head=True)
 async def static(request: web.Request) -> web.Response:
-    asset = ASSETS.get(request.match_info["name"])
+    asset = ASSETS.get(request.match_info["path"])
     if asset is None:
         raise web.HTTPNotFound(reason="no such file")
     return _serve(request, asset)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -91,7 +92,7 @@ def parse_cron(text: object, *, field: str) -> CronSpec:
                 field=field,
             )
         normalised = normalised.lower()
-    fields = tuple(expanded.split())
+    fields = tuple(_single_ranges(part) for part in expanded.split())
     if len(fields) != 5:
         raise InvalidSchedule(
             f"{field}: expected 5 fields (minute hour day-of-month month day-of-week), "
@@ -100,6 +101,19 @@ def parse_cron(text: object, *, field: str) -> CronSpec:
         )
     _check(fields, field)
     return CronSpec(normalised, fields)
+
+
+_SINGLE_RANGE = re.compile(r"(\w+)-(\w+)/\d+")
+
+
+def _single_ranges(text: str) -> str:
+    """``5-5/10`` -> ``5``: cronsim reads a one-value range with a step as ``5-59/10``."""
+    terms = text.split(",")
+    for index, term in enumerate(terms):
+        match = _SINGLE_RANGE.fullmatch(term)
+        if match and match[1].upper() == match[2].upper():
+            terms[index] = match[1]
+    return ",".join(terms)
 
 
 def _check(fields: tuple[str, ...], field: str) -> None:

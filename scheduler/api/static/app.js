@@ -48,6 +48,24 @@ function h(tag, attrs, ...children) {
 
 let sayTimer = null;
 
+// Live refreshes rebuild rows; a keyboard user must not lose their place. Focusable controls
+// carry a data-focus-key ("toggle:<id>", "action:<id>:<name>"): after a rebuild the control
+// with the same key, or else its job's toggle, gets the focus back.
+function keepingFocus(rebuild) {
+  const key = document.activeElement && document.activeElement.dataset
+    ? document.activeElement.dataset.focusKey : undefined;
+  rebuild();
+  if (key) focusKey(key);
+}
+
+function focusKey(key) {
+  if (document.activeElement && document.activeElement.dataset.focusKey === key) return;
+  const jobId = key.split(":")[1];
+  const target = document.querySelector(`[data-focus-key="${CSS.escape(key)}"]`)
+    || document.querySelector(`[data-focus-key="${CSS.escape(`toggle:${jobId}`)}"]`);
+  if (target) target.focus({ preventScroll: true });
+}
+
 function say(message, kind) {
   const notice = $("notice");
   notice.textContent = message || "";
@@ -449,6 +467,10 @@ function statusBadge(status) {
 }
 
 function renderJobs() {
+  keepingFocus(renderRows);
+}
+
+function renderRows() {
   const f = filters();
   const rows = $("job-rows");
   const shown = state.jobs.filter((job) => matchesSearch(job, f.search));
@@ -474,7 +496,7 @@ function jobRows(job) {
   const detailsId = `details-${job.id}`;
   const toggle = h("button", {
     type: "button", class: "toggle", "aria-expanded": open ? "true" : "false",
-    "aria-controls": detailsId, text: open ? "Hide" : "Details",
+    "aria-controls": detailsId, text: open ? "Hide" : "Details", "data-focus-key": `toggle:${job.id}`,
     "aria-label": `${open ? "Hide" : "Show"} details of ${job.workflowName}`,
     onclick: () => toggleDetails(job.id),
   });
@@ -511,8 +533,6 @@ async function toggleDetails(id) {
   }
   renderJobs();
   if (state.open.has(id)) await loadDetails(id);
-  const toggle = document.querySelector(`tr[data-job-id="${CSS.escape(id)}"] .toggle`);
-  if (toggle) toggle.focus();
 }
 
 // --- job details -------------------------------------------------------------------------
@@ -532,7 +552,8 @@ async function loadDetails(id) {
       .then((b) => { next = (b && b.items) || []; })
       .catch((err) => problems.push(`next runs: ${err.message}`)),
   ]);
-  holder.replaceChildren(...detailsContent(job, runs, next, problems).filter(Boolean));
+  const content = detailsContent(job, runs, next, problems).filter(Boolean);
+  keepingFocus(() => holder.replaceChildren(...content));
 }
 
 function detailsContent(job, runs, next, problems) {
@@ -601,6 +622,7 @@ const ACTIONS = [
 function actionsFor(job) {
   const buttons = ACTIONS.filter((a) => a.when(job.status)).map((a) => h("button", {
     type: "button", class: a.danger ? "danger" : "", "data-action": a.name, text: a.label,
+    "data-focus-key": `action:${job.id}:${a.name}`,
     "aria-label": `${a.label}: ${job.workflowName}`,
     onclick: (ev) => act(job, a, ev.currentTarget),
   }));
@@ -609,6 +631,7 @@ function actionsFor(job) {
 
 async function act(job, action, button) {
   if (action.name === "delete" && !window.confirm(`Delete the job ${job.workflowName}? Its history goes with it.`)) return;
+  const key = button.dataset.focusKey; // a disabled button loses the focus: note where it was
   button.disabled = true;
   try {
     const path = `api/jobs/${encodeURIComponent(job.id)}`;
@@ -624,6 +647,7 @@ async function act(job, action, button) {
     button.disabled = false;
   }
   await refreshAll();
+  if (!document.activeElement || document.activeElement === document.body) focusKey(key);
 }
 
 // --- live events -------------------------------------------------------------------------
