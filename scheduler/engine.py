@@ -157,9 +157,13 @@ class Engine:
         """Run until :meth:`stop` finishes; every task lives in this TaskGroup."""
         self._stopped = asyncio.Event()
         self.stopping = False
-        for job in self.store:
-            if job.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
-                self._note_finished(job)
+        retention = self.retention
+        self._expiry = [
+            ((job.completed or job.created) + retention, job.id)
+            for job in self.store.jobs.values()
+            if _expires(job)
+        ]
+        heapq.heapify(self._expiry)
         async with asyncio.TaskGroup() as group:
             self._group = group
             self._workers = [group.create_task(self._worker()) for _ in range(self.max_concurrency)]
@@ -795,7 +799,7 @@ class Engine:
             listener(job, run)
 
     def _note_finished(self, job: Job) -> None:
-        if job.type is not JobType.RECURRING or job.status is JobStatus.CANCELLED:
+        if _expires(job):
             heapq.heappush(self._expiry, ((job.completed or job.created) + self.retention, job.id))
 
     def _expire(self, now: float) -> None:
@@ -848,3 +852,10 @@ def _cap(result: Any) -> Any:
     if isinstance(result, str) and len(result) > _RESULT_CAP:
         return result[:_RESULT_CAP] + "…[truncated]"
     return result
+
+
+def _expires(job: Job) -> bool:
+    """Retention removes finished one-off jobs, and cancelled recurring ones."""
+    if job.status not in FINISHED:
+        return False
+    return job.schedule.type is not JobType.RECURRING or job.status is JobStatus.CANCELLED

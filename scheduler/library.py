@@ -277,9 +277,7 @@ class Scheduler:
             store=self.store,
         )
         state = await self.persistence.open()
-        self.service.ids.observe(state.next_id)
-        for job_id in self.store.jobs:
-            self.service.ids.observe(job_id)
+        self.service.ids.observe(max(state.next_id, max(self.store.jobs, default=0)))
         requeued = await self.engine.recover_interrupted()
         log.info(
             "recovered %d jobs (snapshot %s, %d journal records replayed, %d torn bytes cut); "

@@ -84,7 +84,7 @@ def preview(spec: str, *, tz: str | None, after: str | None, n: int) -> list[dat
     zone = load_zone(tz or inner_zone or DEFAULT_ZONE, field="--tz")
     start = _after(after, zone)
     trigger = compile_schedule(schedule, zone, created=start)
-    return upcoming(trigger, start - _TINY, n)
+    return upcoming(trigger, start.astimezone(UTC) - _TINY, n)  # UTC: exact inside a fold
 
 
 def _after(text: str | None, zone: ZoneInfo) -> datetime:

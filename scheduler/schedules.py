@@ -39,7 +39,8 @@ SCHEDULE_KEYS = (*KINDS, "start", "end", "timezone", "dst")
 _REPEAT_SNAKE = {"month_days": "monthDays"}
 #: Shortest ``every``: a sub-second loop is a mistake, not a schedule.
 MIN_EVERY = 1.0
-# Compiling needs a creation instant; validation does not depend on which.
+# Compiling needs a creation instant; the shape of a schedule does not depend on which (whether
+# a rule anchored at the creation ever runs may: see _compile_check).
 _REFERENCE = datetime(1970, 1, 1, tzinfo=UTC)
 _T = TypeVar("_T")
 # The enum behind each key, to say what msgspec's "Invalid enum value" would have accepted.
@@ -191,7 +192,12 @@ def _dst(raw: object, kind: Mapping[str, Any], field: str) -> DstPolicy | None:
         )
     if isinstance(raw, Mapping):
         raw = {key: v.strip().lower() if isinstance(v, str) else v for key, v in raw.items()}
-    return _convert(raw, DstPolicy, path)
+    policy = _convert(raw, DstPolicy, path)
+    if "at" in kind and policy.fold is DstFold.BOTH:
+        raise InvalidSchedule(
+            f"{path}.fold: an at time runs once: expected first or last", field=f"{path}.fold"
+        )
+    return policy
 
 
 def _convert(value: object, kind: type[_T], field: str) -> _T:

@@ -248,6 +248,7 @@ class JobService:
     async def modify(self, job_id: str, spec: JobSpec) -> Job:
         """Replace a job's definition (PATCH); validated whole before anything changes."""
         job = self.get(job_id)
+        _check_editable(job)
         new = self.rebuilt(job, spec)
         if new != job:
             self.store.put(new)
@@ -261,6 +262,7 @@ class JobService:
         old = self.find_workflow(workflow_id)
         if old is None:
             return await self.create(spec), True
+        _check_editable(old)
         new = self.rebuilt(old, spec, revive=True)
         if new != old:
             self.store.put(new)
@@ -269,9 +271,12 @@ class JobService:
 
     async def delete_workflow(self, workflow_id: str) -> int:
         """Remove every job of a workflow (stopping runs in flight); how many were removed."""
-        doomed = [ids.encode(job.id) for job in self.store if job.workflow_id == workflow_id]
-        if not doomed:
+        jobs = [job for job in self.store if job.workflow_id == workflow_id]
+        if not jobs:
             raise WorkflowNotFound(workflow_id)
+        for job in jobs:
+            _check_editable(job)
+        doomed = [ids.encode(job.id) for job in jobs]
         for job_id in doomed:
             if self.find(job_id) is not None:
                 await self.delete(job_id)
@@ -305,6 +310,7 @@ class JobService:
 
     async def delete(self, job_id: str) -> None:
         job = self.get(job_id)
+        _check_editable(job)
         ended = self.engine.cancel_runs(job.id, "deleted")
         if ended:
             await asyncio.wait(ended)
@@ -453,6 +459,17 @@ class JobService:
                 field="task",
             )
         return task
+
+
+def _check_editable(job: Job) -> None:
+    """A job from config.toml is defined by the file: a change over the API would be undone by
+    the next reload or restart, so it is refused (run, pause, cancel... are still allowed)."""
+    if job.source is Source.CONFIG:
+        raise InvalidState(
+            f"job {ids.encode(job.id)} is defined in config.toml ({job.name!r}); "
+            "edit the file and reload to change or remove it",
+            field="source",
+        )
 
 
 def _chain(source: asyncio.Future[Run], target: asyncio.Future[Run]) -> None:

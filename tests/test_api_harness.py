@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from scheduler.api.app import create_app
 from scheduler.api.keys import DaemonState, Phase
-from scheduler.config import Config, SchedulerConfig, ServerConfig
+from scheduler.config import Config, SchedulerConfig, ServerConfig, StaticJob
 from scheduler.library import Scheduler
 from tests.fakes import FakeClock
 
@@ -120,11 +120,13 @@ async def running_api(
     heartbeat: float = 15.0,
     phase: Phase = Phase.RUNNING,
     queue_size: int | None = None,
+    static_jobs: tuple[StaticJob, ...] = (),
 ) -> AsyncIterator[Api]:
     clock = FakeClock(T0)
     config = Config(
         server=ServerConfig(host=host, cors_origins=cors_origins),
         scheduler=SchedulerConfig(timezone="Asia/Seoul"),
+        jobs=static_jobs,
     )
     sched = Scheduler(config, clock=clock, persistence=False, environ={})
     if queue_size is not None:

@@ -7,6 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from scheduler.config import StaticJob
+from scheduler.ids import encode
+from scheduler.model import Schedule
 from tests.test_api_harness import T0, Api, running_api, seoul
 
 HOUR = 3600.0
@@ -278,6 +281,32 @@ async def test_deleting_a_running_job_stops_its_run(api: Api) -> None:
     assert status == 204
     assert api.sched.engine.running == {}
     assert len(api.sched.store) == 0
+
+
+async def test_a_job_defined_in_config_is_changed_in_the_file_not_over_the_api() -> None:
+    static = StaticJob(
+        name="nightly",
+        task="work",
+        timezone="Asia/Seoul",
+        workflow_id="wf-config",
+        schedule=Schedule(cron="0 3 * * *"),
+    )
+    async with running_api(static_jobs=(static,)) as api:
+        (job,) = api.sched.store
+        job_id = encode(job.id)
+        before = api.state()
+        for method, path, body in [
+            ("PATCH", f"/api/jobs/{job_id}", {"payload": 1}),
+            ("DELETE", f"/api/jobs/{job_id}", None),
+            ("PUT", "/api/workflows/wf-config/schedule", {"task": "work"}),
+            ("DELETE", "/api/workflows/wf-config/schedule", None),
+        ]:
+            status, answer = await api.call(method, path, json=body)
+            assert status == 409, (method, path)
+            assert "config.toml" in answer["error"]["message"]
+        assert api.state() == before
+        status, _ = await api.call("POST", f"/api/jobs/{job_id}/pause")
+        assert status == 200  # operating it is fine
 
 
 # --- workflows -------------------------------------------------------------------------------

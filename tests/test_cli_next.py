@@ -65,6 +65,21 @@ def test_time_with_an_offset_is_that_instant(capsys: pytest.CaptureFixture[str])
     assert json.loads(out) == ["2026-01-01T22:00:00+09:00"]
 
 
+def test_time_in_the_second_half_of_a_fold_starts_there(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run_next(
+        capsys,
+        "*/30 * * * *",
+        "--tz",
+        "America/New_York",
+        "--after",
+        "2026-11-01T01:15-05:00",
+        "-n",
+        "2",
+        "--json",
+    )
+    assert json.loads(out) == ["2026-11-01T01:30:00-05:00", "2026-11-01T02:00:00-05:00"]
+
+
 def test_time_defaults_to_now(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

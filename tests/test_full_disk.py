@@ -14,6 +14,7 @@ from __future__ import annotations
 import resource
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,7 +51,7 @@ def segment(daemon: DaemonProcess) -> Path:
     return max(daemon.state.glob("journal-*.log"))
 
 
-async def create(daemon: DaemonProcess, marker: str) -> tuple[int, dict[str, object]]:
+async def create(daemon: DaemonProcess, marker: str) -> tuple[int, dict[str, Any]]:
     status, body, _ = await daemon.request(
         "POST", "/api/jobs", json={"task": "noop", "schedule": LATER, "payload": {"m": marker}}
     )
@@ -62,7 +63,7 @@ async def test_a_full_disk_answers_507_keeps_reads_and_runs_going_and_recovers_w
 ) -> None:
     daemon = DaemonProcess(
         tmp_path,
-        NOOP_TASK + '\n[tasks.brief]\nkind = "command"\nargv = ["sleep", "0.5"]\n',
+        NOOP_TASK + '\n[tasks.brief]\nkind = "command"\nargv = ["sleep", "1"]\n',
         fsync="always",
     )
     configure(daemon, "persistence", 'snapshot_interval = "200ms"')  # snapshots fail too
@@ -112,4 +113,4 @@ async def test_a_full_disk_answers_507_keeps_reads_and_runs_going_and_recovers_w
 
 
 async def _status_is(daemon: DaemonProcess, job_id: str, status: str) -> bool:
-    return (await job_status(daemon, job_id))["status"] == status
+    return bool((await job_status(daemon, job_id))["status"] == status)

@@ -320,6 +320,12 @@ ERRORS: list[tuple[str, Any, str, str]] = [
         "unknown field `fall`",
     ),
     (
+        "dst_at_both",
+        {"at": "2026-11-01T01:30", "dst": {"fold": "both"}},
+        "schedule.dst.fold",
+        "runs once",
+    ),
+    (
         "dst_with_every",
         {"every": "1h", "dst": {"gap": "skip"}},
         "schedule.dst",

@@ -24,7 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 from tests.daemon_proc import DaemonProcess
 from tests.test_durability import NOOP_TASK, all_jobs, configure
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]  # ~25 daemon starts
 
 T = TypeVar("T")
 
@@ -43,7 +43,7 @@ PAYLOADS = st.one_of(
     st.none(), st.integers(-5, 5), st.dictionaries(st.sampled_from("abc"), st.integers(0, 9))
 )
 #: Changes between two restarts: keeps each example to a few daemon starts.
-CHANGES_PER_RESTART = 4
+CHANGES_PER_RESTART = 5
 SHARED: list[DaemonProcess] = []  # the daemon of this module's test, set by ``shared_daemon``
 
 

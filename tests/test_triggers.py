@@ -53,6 +53,15 @@ def test_delay_runs_once_after_the_delay_from_creation() -> None:
     assert trigger.next_after(first) is None
 
 
+def test_delay_and_every_count_real_seconds_across_a_dst_change() -> None:
+    created = datetime(2026, 11, 1, 0, 30, tzinfo=NY)  # 01:00-02:00 happens twice after this
+    delay = trigger_for({"delay": "2h"}, NY, created).next_after(created)
+    every = trigger_for({"every": "2h"}, NY, created).next_after(created)
+    assert delay is not None
+    assert every is not None
+    assert delay.isoformat() == every.isoformat() == "2026-11-01T01:30:00-05:00"
+
+
 def test_at_with_an_offset_is_that_instant_in_the_jobs_zone() -> None:
     trigger = trigger_for({"at": "2026-12-24T09:00+01:00"})
     assert isos(trigger, CREATED, 5) == ["2026-12-24T17:00:00+09:00"]
@@ -270,7 +279,7 @@ def test_repeat_until_before_creation_is_rejected() -> None:
     with pytest.raises(InvalidSchedule, match="never runs"):
         compile_schedule(schedule, SEOUL, created=CREATED)
     schedule = Schedule(repeat=Repeat(freq=Frequency.DAILY, interval=2, until="2025-01-01"))
-    with pytest.raises(InvalidSchedule, match="never produces"):
+    with pytest.raises(InvalidSchedule, match="never runs"):
         compile_schedule(schedule, SEOUL, created=CREATED)
 
 

@@ -52,7 +52,7 @@ class Persistence:
     async def open(self) -> RecoveredState:
         """Load the newest valid state into the (empty) store and start journalling."""
         state = await asyncio.to_thread(load_state, self.directory, history=self.store.history)
-        self.store.load(state.jobs.values(), dict(state.runs), paused=state.meta.paused)
+        self.store.load(state.jobs, dict(state.runs), paused=state.meta.paused)
         self.next_id = state.next_id
         gc.freeze()  # the loaded records live long: keep full collections from walking them
         self.journal = await Journal.open(
@@ -88,15 +88,7 @@ class Persistence:
                 last_seq=self.journal.last_seq,
                 next_id=max(self.next_id, next_id or 0),
             )
-            info = await write_snapshot(self.directory, state)
-            log.info(
-                "snapshot %s: %d jobs, %d bytes in %.3f s",
-                info.path.name,
-                info.jobs,
-                info.size,
-                info.seconds,
-            )
-            return info
+            return await write_snapshot(self.directory, state)  # it logs what it wrote
 
     async def close(self, next_id: int | None = None) -> None:
         """Final snapshot, then close the journal."""

@@ -14,7 +14,7 @@ Each kind lives in its own module: ``once`` (immediate, delay, at), ``interval``
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -50,8 +50,8 @@ def compile_schedule(
     """
     if created.tzinfo is None:
         raise ValueError("created must be an aware datetime")
-    if schedule.delay is not None:
-        return OnceTrigger(((created + timedelta(seconds=schedule.delay)).astimezone(tz),))
+    if schedule.delay is not None:  # UTC: adding to a zoned datetime would add wall time
+        return OnceTrigger(((_utc(created) + timedelta(seconds=schedule.delay)).astimezone(tz),))
     if schedule.at is not None:
         rule = with_override(AT, schedule.dst)
         return OnceTrigger(local_instants(schedule.at, tz, rule, field=f"{field}.at"))
@@ -89,13 +89,17 @@ def _every_seconds(text: str, field: str) -> float:
 def _every(schedule: Schedule, tz: ZoneInfo, created: datetime, field: str) -> Trigger:
     assert schedule.every is not None
     step = timedelta(seconds=schedule.every)
-    start = _bound(schedule.start, tz, f"{field}.start") or created + step
+    start = _bound(schedule.start, tz, f"{field}.start") or _utc(created) + step
     end = _bound(schedule.end, tz, f"{field}.end")
     if end is not None and end.timestamp() < start.timestamp():
         raise InvalidSchedule(
             f"{field}.end: is before start {start.isoformat()}", field=f"{field}.end"
         )
     return IntervalTrigger(start, step, tz, end)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
 
 
 def _bound(text: str | None, tz: ZoneInfo, field: str) -> datetime | None:

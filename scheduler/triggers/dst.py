@@ -183,10 +183,10 @@ def offsets_near(instant: float, tz: ZoneInfo) -> tuple[timedelta, timedelta]:
     """
     here = datetime.fromtimestamp(instant, tz)
     middle = here.utcoffset()
+    assert middle is not None
     wall = _with_fold(here, 0)
     before = _offset(tz, wall - _DAY)
     after = _offset(tz, wall + _DAY)
-    assert middle is not None
     return min(before, middle, after), max(before, middle, after)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 from bisect import bisect_left
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from dateutil import rrule as du
@@ -69,6 +69,7 @@ def compile_rrule(
         out=tz,
         rule=rule,
         end=spec.until_utc.timestamp() if spec.until_utc else None,
+        positions="BYSETPOS" in spec.keys,
     )
     trigger.probe(field)
     return trigger
@@ -95,6 +96,7 @@ class RRuleTrigger(WallClockTrigger):
         "_freq",
         "_interval",
         "_last",
+        "_mid_week",
         "_reach",
         "_until",
         "_wkst",
@@ -114,8 +116,11 @@ class RRuleTrigger(WallClockTrigger):
         out: ZoneInfo,
         rule: DstRule,
         end: float | None = None,
+        positions: bool = False,
     ) -> None:
         super().__init__(zone, rule, out=out, end=end)
+        # BYSETPOS picks among a whole period's times, so a pass must start at a period start.
+        self._mid_week = freq == du.WEEKLY and interval == 1 and not positions
         self._base = base
         self._dtstart = dtstart
         self._freq = freq
@@ -145,13 +150,14 @@ class RRuleTrigger(WallClockTrigger):
         late = first.replace(year=first.year + shift) if shift > 0 else first
         try:
             found = next(iter(self._base.replace(dtstart=late)), None)
-            if found is not None and self._until is not None:
-                found = next(iter(self._base.replace(until=self._until)), None)
         except ValueError as error:
             raise InvalidSchedule(f"{field}: {error}", field=field) from None
         if found is None:
-            where = "before its end (until)" if self._until else "on any date"
-            raise NeverRuns(f"{field}: never produces a run time {where}", field=field)
+            raise NeverRuns(f"{field}: never produces a run time on any date", field=field)
+        if self._until is not None or self._end is not None:
+            before_start = first.replace(tzinfo=UTC) - timedelta(days=1)  # any zone's offset
+            if self.next_after(before_start) is None:
+                raise NeverRuns(f"{field}: never runs before its end (until)", field=field)
 
     def _walls(self, start: datetime) -> Iterator[datetime]:
         ahead = self._ahead
@@ -215,6 +221,8 @@ class RRuleTrigger(WallClockTrigger):
             months = (start.year - first.year) * 12 + start.month - first.month
             year, month = divmod(first.month - 1 + months // step * step, 12)
             anchor = datetime.combine(date(first.year + year, month + 1, 1), time())
+        elif self._mid_week:  # a weekly pass may start on any day: fewer days to read
+            anchor = datetime.combine(start.date(), time())
         elif freq == du.WEEKLY:
             week = first.date() - timedelta(days=(first.weekday() - self._wkst) % 7)
             weeks = (start.date() - week).days // 7 // step * step

@@ -29,8 +29,6 @@ from scheduler.triggers.dst import (
 
 __all__ = ["NeverRuns", "WallClockTrigger", "horizon", "nth", "require_aware"]
 
-_DAY_SECONDS = 86400.0
-
 
 class NeverRuns(InvalidSchedule):
     """A calendar rule with no run at all (from its start, before its end).
@@ -84,46 +82,39 @@ class WallClockTrigger:
 
     def _search(self, limit: float) -> datetime | None:
         zone, rule = self._zone, self._rule
-        start, settled = self._window(limit)
         best: datetime | None = None
         best_at = math.inf
         stop: datetime | None = None
-        for wall in self._walls(start):
-            if stop is not None and wall >= stop:
-                break
+        for wall in self._walls(self._start_wall(limit)):
             for at, instant in resolve_stamped(wall, zone, rule):
                 if limit < at < best_at:
-                    if at <= settled:
+                    if rule.monotone:
                         return instant
                     best, best_at = instant, at
                     stop = self._stop_wall(instant, at)
+            if stop is not None and wall >= stop:
+                break
         return best
 
-    def _window(self, limit: float) -> tuple[datetime, float]:
-        """Where the search starts (a wall time) and up to which instant a first find is final.
+    def _start_wall(self, limit: float) -> datetime:
+        """The first wall time whose instant may lie after ``limit``.
 
-        With a monotone policy the first wall time mapping past ``limit`` is the answer. Else a
-        find is final if no offset change lies between ``limit`` and it (checked for the day
-        after ``limit``); a later find must be confirmed by reading on (:meth:`_stop_wall`).
-        The search starts at the wall time of ``limit``, or, when the policy reaches back
-        (``shift``, ``last``, ``both``), at ``limit`` read with the smallest offset nearby, early
-        enough for a wall time just before a change that maps past ``limit``.
+        Normally the wall time of ``limit`` itself. When the policy reaches back (``shift``,
+        ``last``, ``both``) an earlier wall time may map past ``limit``; reading ``limit`` with
+        the smallest offset in force nearby starts early enough for any nearby change.
         """
-        rule = self._rule
-        if rule.monotone and not rule.reaches_back:
-            return local_wall(limit, self._zone), math.inf
-        smallest, largest = offsets_near(limit, self._zone)
-        if rule.monotone:
-            settled = math.inf
-        else:
-            settled = limit + _DAY_SECONDS if smallest == largest else limit
-        return utc_wall(limit) + smallest, settled
+        if not self._rule.reaches_back:
+            return local_wall(limit, self._zone)
+        smallest, _ = offsets_near(limit, self._zone)
+        return utc_wall(limit) + smallest
 
     def _stop_wall(self, found: datetime, at: float) -> datetime:
         """A wall time from which no instant can come before ``found`` (at epoch ``at``).
 
         A later wall time ``w`` maps no earlier than ``w`` minus the largest offset in force
         shortly before ``found`` (a wall time mapping earlier would need a larger offset there).
+        Away from offset changes that is the wall time of ``found`` itself, so the search
+        stops without reading further.
         """
         return utc_wall(at) + offset_before(found, self._zone)
 
