@@ -87,7 +87,13 @@ class ActiveRun:
     manual: bool
     scope: asyncio.Timeout | None = None
     cancel_reason: str | None = None
-    done: asyncio.Future[Run] | None = None
+    done: asyncio.Future[Run] | None = None  # made on demand: most runs have no waiter
+
+    def ended(self) -> asyncio.Future[Run]:
+        """A future that resolves with this run's record when it ends."""
+        if self.done is None:
+            self.done = asyncio.get_running_loop().create_future()
+        return self.done
 
 
 @dataclass(slots=True)
@@ -181,13 +187,13 @@ class Engine:
         """Stop admitting, let running runs finish for ``grace`` seconds, then cancel them."""
         self.stopping = True
         self._disarm()
-        waiting = [r.done for runs in self.running.values() for r in runs if r.done]
+        waiting = [r.ended() for runs in self.running.values() for r in runs]
         if waiting:
             await self._wait_for(waiting, grace)
         for runs in list(self.running.values()):
             for run in runs:
                 self._cancel_run(run, SHUTDOWN)
-        remaining = [r.done for runs in self.running.values() for r in runs if r.done]
+        remaining = [r.ended() for runs in self.running.values() for r in runs]
         if remaining:
             # Executors stop what they started (a process group gets TERM, grace, KILL).
             await asyncio.wait(remaining, timeout=grace + 30.0)
@@ -463,38 +469,48 @@ class Engine:
 
     # --- running -------------------------------------------------------------------------
 
-    async def _start(self, item: Item, job: Job) -> None:
-        _, _, job_id, _, kind, fire, expect, waiter, planned = item
-        now = self.clock.time()
-        recurring = job.type is JobType.RECURRING
-        if kind in (DUE, RETRY):
-            if job.status not in (JobStatus.PENDING, JobStatus.RUNNING) or job.scheduled != expect:
-                return  # changed while it waited for a slot (modified, cancelled, paused)
-            if expect is not None and expect > now:  # a timer fired early: never start early
-                self.store.requeue(job)
-                return
-            attempt = job.attempt + 1 if kind == RETRY else 1
+    def _plan_start(
+        self, item: Item, job: Job, now: float
+    ) -> tuple[float, int, float | None] | None:
+        """``(fire, attempt, next scheduled instant)`` for a run about to start, or None when
+        the job changed while it waited for a slot (modified, cancelled, paused)."""
+        _, _, _, _, kind, fire, expect, _, planned = item
+        recurring = job.schedule.type is JobType.RECURRING
+        if kind == MANUAL:
+            return now, 1, job.scheduled if recurring else None
+        if kind == BUFFERED:
+            return fire, 1, job.scheduled
+        if job.status not in (JobStatus.PENDING, JobStatus.RUNNING) or job.scheduled != expect:
+            return None
+        if expect is not None and expect > now:  # a timer fired early: never start early
+            self.store.requeue(job)
+            return None
+        if not recurring:
             nxt = None
-            if recurring:
-                nxt = self._next_after(job, fire) if planned == _FROM_FIRE else planned
-        elif kind == BUFFERED:
-            attempt, nxt = 1, job.scheduled
+        elif planned == _FROM_FIRE:
+            nxt = self._next_after(job, fire)
         else:
-            fire, attempt = now, 1
-            nxt = job.scheduled if recurring else None
+            nxt = planned
+        return fire, job.attempt + 1 if kind == RETRY else 1, nxt
+
+    async def _start(self, item: Item, job: Job) -> None:
+        now = self.clock.time()
+        plan = self._plan_start(item, job, now)
+        if plan is None:
+            return
+        fire, attempt, nxt = plan
+        started = replace(
+            job,
+            status=JobStatus.RUNNING,
+            fire=fire,
+            attempt=attempt,
+            executed=now,
+            scheduled=nxt,
+            progress=None,
+            pid=None,
+        )
         try:
-            job = self._put(
-                replace(
-                    job,
-                    status=JobStatus.RUNNING,
-                    fire=fire,
-                    attempt=attempt,
-                    executed=now,
-                    scheduled=nxt,
-                    progress=None,
-                    pid=None,
-                )
-            )
+            job = self._put(started)
             await self.store.commit()  # the start is durable before the side effect
         except StorageFull:
             log.warning(
@@ -502,23 +518,29 @@ class Engine:
             )
             self.clock.call_at(now + 5.0, lambda: self._push_back(item))
             return
-        run = ActiveRun(job_id, fire, attempt, now, kind == MANUAL)
-        run.done = waiter if waiter is not None else asyncio.get_running_loop().create_future()
-        self.running.setdefault(job_id, []).append(run)
-        state = self._task_state.get(job.task)
-        if state is None:
-            state = self._task_state[job.task] = _TaskState()
-        state.running += 1
-        state.starts.append(self.clock.monotonic())
+        run = ActiveRun(job.id, fire, attempt, now, item[4] == MANUAL, done=item[7])
+        self.running.setdefault(job.id, []).append(run)
+        state = self._slot(job.task)
         if self.hub.active:
-            self.hub.publish("job-started", encode(job_id), {"attempt": attempt, "fire": fire})
+            self.hub.publish("job-started", encode(job.id), {"attempt": attempt, "fire": fire})
         try:
             result = await self._execute(job, run)
         finally:
             state.running -= 1
             if state.blocked:
                 self._unblock(state)
-        self._finish(job_id, run, result)
+        self._finish(job.id, run, result)
+
+    def _slot(self, task: str) -> _TaskState:
+        """Count a run of ``task`` against its concurrency and rate limits."""
+        state = self._task_state.get(task)
+        if state is None:
+            state = self._task_state[task] = _TaskState()
+        state.running += 1
+        runtime = self.tasks.get(task)
+        if runtime is not None and runtime.rate_limit is not None:
+            state.starts.append(self.clock.monotonic())
+        return state
 
     def _push_back(self, item: Item) -> None:
         heapq.heappush(self._ready, item)
@@ -735,8 +757,7 @@ class Engine:
         out = []
         for run in self.running.get(job_id, ()):
             self._cancel_run(run, reason)
-            if run.done is not None:
-                out.append(run.done)
+            out.append(run.ended())
         self._buffered.pop(job_id, None)
         return out
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import itertools
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import datetime
 
 from msgspec.structs import replace
@@ -101,7 +101,7 @@ class JobService:
         if status is not None:
             matches = (j for j in matches if j.status is status)
         if type_ is not None:
-            matches = (j for j in matches if j.type is type_)
+            matches = _of_type(matches, type_)
         if workflow_id is not None:
             matches = (j for j in matches if j.workflow_id == workflow_id)
         start = (page - 1) * limit
@@ -459,6 +459,25 @@ class JobService:
                 field="task",
             )
         return task
+
+
+def _of_type(jobs: Iterable[Job], kind: JobType) -> Iterator[Job]:
+    """The jobs of one type. ``Schedule.type`` spelled out inline: a list filter scans every
+    job, and two property calls per job double the cost of a scan of 100,000."""
+    if kind is JobType.RECURRING:
+        return (
+            j
+            for j in jobs
+            if (s := j.schedule).every is not None
+            or s.cron is not None
+            or s.repeat is not None
+            or s.rrule is not None
+        )
+    if kind is JobType.DELAYED:
+        return (j for j in jobs if j.schedule.delay is not None)
+    if kind is JobType.SCHEDULED:
+        return (j for j in jobs if (s := j.schedule).at is not None and s.delay is None)
+    return (j for j in jobs if j.schedule.type is JobType.IMMEDIATE)
 
 
 def _check_editable(job: Job) -> None:

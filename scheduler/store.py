@@ -169,9 +169,12 @@ class Store:
     def _push(self, job: Job) -> None:
         when = wake_time(job)
         if when is not None:
-            heap = self._resume if job.status is JobStatus.PAUSED else self._due
-            heapq.heappush(heap, (when, job.id))
-            self.on_wake(when)
+            self._push_at(job, when)
+
+    def _push_at(self, job: Job, when: float) -> None:
+        heap = self._resume if job.status is JobStatus.PAUSED else self._due
+        heapq.heappush(heap, (when, job.id))
+        self.on_wake(when)
 
     def apply(self, change: Change) -> None:
         """Apply a change without journalling it (recovery replays through here)."""
@@ -220,22 +223,32 @@ class Store:
         old = self.jobs.get(job.id)
         self.jobs[job.id] = job
         counts = self.counts
-        if old is not None:
-            counts[old.status] -= 1
+        counts[job.status] += 1
+        when = wake_time(job)
+        if old is None:
+            self._index_key(job)
+            if when is not None:
+                self._push_at(job, when)
+            return
+        counts[old.status] -= 1
+        if (
+            old.unique_key is not job.unique_key
+            or old.workflow_id is not job.workflow_id
+            or ((old.status in FINISHED) != (job.status in FINISHED))
+        ):
             old_key = unique_key_of(old)
             if old_key is not None and self._unique.get(old_key) == job.id:
                 del self._unique[old_key]
-        counts[job.status] += 1
+            self._index_key(job)
+        paused_changed = (old.status is JobStatus.PAUSED) != (job.status is JobStatus.PAUSED)
+        if when is not None and (when != wake_time(old) or paused_changed):
+            self._push_at(job, when)
+
+    def _index_key(self, job: Job) -> None:
         if job.status not in FINISHED:
             key = unique_key_of(job)
             if key is not None:
                 self._unique[key] = job.id
-        if (
-            old is None
-            or wake_time(old) != wake_time(job)
-            or (old.status is JobStatus.PAUSED) != (job.status is JobStatus.PAUSED)
-        ):
-            self._push(job)
 
     def _apply_delete(self, job_id: int) -> None:
         old = self.jobs.pop(job_id, None)

@@ -50,20 +50,23 @@ async def test_the_list_filters_by_status_type_and_workflow(api: Api) -> None:
     done = await api.create()
     await api.clock.advance(0)
     assert (await api.get(done["id"]))["status"] == "completed"
+    at = await api.create(schedule={"at": "2030-02-01T09:00"})
 
     async def ids(query: str) -> tuple[list[str], int]:
         status, body = await api.call("GET", "/api/jobs?" + query)
         assert status == 200, body
         return [j["id"] for j in body["items"]], body["total"]
 
-    assert await ids("status=pending") == ([delayed["id"], recurring["id"]], 2)
+    assert await ids("status=pending") == ([delayed["id"], recurring["id"], at["id"]], 3)
     assert await ids("status=completed") == ([done["id"]], 1)
     assert await ids("type=recurring") == ([recurring["id"]], 1)
     assert await ids("type=immediate") == ([done["id"]], 1)
+    assert await ids("type=scheduled") == ([at["id"]], 1)
+    assert await ids("type=delayed") == ([delayed["id"]], 1)
     assert await ids("workflowId=wf-a") == ([delayed["id"]], 1)
     assert await ids("status=pending&type=delayed&workflowId=wf-a") == ([delayed["id"]], 1)
     assert await ids("status=pending&workflowId=wf-nope") == ([], 0)
-    assert await ids("status=pending&limit=1&page=2") == ([recurring["id"]], 2)
+    assert await ids("status=pending&limit=1&page=2") == ([recurring["id"]], 3)
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,8 @@ def create_app(
     app[SCHEDULER] = sched
     app[STATE] = state or DaemonState()
     app[SETTINGS] = settings
-    app.on_response_prepare.append(add_cors_headers)
+    if settings.cors_origins:
+        app.on_response_prepare.append(add_cors_headers)
     for module in (status, jobs, actions, control, sse, openapi):
         app.add_routes(module.routes)
     return app

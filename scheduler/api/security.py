@@ -25,6 +25,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 
 from aiohttp import hdrs, web
@@ -79,6 +80,7 @@ def check_bind(host: str, token: str | None) -> None:
         )
 
 
+@lru_cache(maxsize=256)
 def host_is_loopback_name(host_header: str) -> bool:
     """``localhost``, ``127.0.0.1`` or ``[::1]``, with or without a port."""
     name, sep, port = host_header.rpartition(":")
