@@ -192,7 +192,6 @@ def make_jobs(n: int, now: float) -> list[Job]:
             schedule=CRON,
             timezone="Asia/Seoul",
             workflow_id=f"wf-{i}",
-            created=now,
             scheduled=now + 86400 + i,
         )
         for i in range(n)

@@ -35,7 +35,6 @@ def make_jobs(n: int) -> list[Job]:
             schedule=CRON,
             timezone="Asia/Seoul",
             workflow_id=f"wf-{i}",
-            created=BASE + i / 1000,
             scheduled=BASE + 3600 + i,
         )
         for i in range(n)

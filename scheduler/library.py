@@ -330,7 +330,7 @@ class Scheduler:
             if old is not None:
                 if old.status is JobStatus.RUNNING:
                     fresh = replace(fresh, status=JobStatus.RUNNING)
-                fresh = replace(fresh, id=old.id, created=old.created, runs=old.runs)
+                fresh = replace(fresh, id=old.id, runs=old.runs)
             self.store.put(fresh)
         for old in existing.values():
             self.engine.cancel_runs(old.id, "removed from config")

@@ -172,7 +172,6 @@ class JobService:
             policy=spec.policy,
             unique_key=spec.unique_key,
             source=source,
-            created=now,
             scheduled=first,
         )
 
@@ -180,6 +179,8 @@ class JobService:
         """The first run after ``now``. One-off kinds count from now (a delay starts now);
         recurring kinds are anchored at the job's creation, as the engine does for every later
         occurrence, so a changed schedule does not drift from the engine's grid."""
+        if spec.schedule.delay is not None:  # the common case needs no trigger
+            return now + spec.schedule.delay
         kind = spec.schedule.type
         if kind is JobType.IMMEDIATE:
             return now

@@ -73,14 +73,12 @@ FULL_JOB = Job(
     ),
     unique_key="wf-1",
     source=Source.CONFIG,
-    created=1_760_000_000.125,
     scheduled=1_760_003_600.0,
     fire=1_760_000_000.0,
     executed=1_760_000_000.5,
     completed=1_760_000_001.75,
     attempt=2,
     runs=3,
-    fires=4,
     interrupted=1,
     error="HTTP 503",
     result={"ok": False},
@@ -106,7 +104,7 @@ FULL_RUN = Run(
 
 CHANGES: list[Change] = [
     PutJob(FULL_JOB),
-    PutJob(Job(id=1, task="t", timezone="UTC", created=0.0)),
+    PutJob(Job(id=1, task="t", timezone="UTC")),
     DeleteJob(FULL_JOB.id),
     AddRun(FULL_RUN),
     SetMeta(paused=True),

@@ -44,9 +44,7 @@ def app_for(sched: Scheduler, *, token: str | None = None) -> web.Application:
     state = DaemonState()
     state.phase = Phase.RUNNING
     state.loaded = True
-    app = create_app(sched, state, token=token)
-    app.add_routes(dashboard.routes)
-    return app
+    return create_app(sched, state, token=token)
 
 
 @pytest.fixture

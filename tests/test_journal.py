@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def job(job_id: int, **fields: object) -> Job:
-    return Job(id=job_id, task="t", timezone="UTC", created=1.0, **fields)  # type: ignore[arg-type]
+    return Job(id=job_id, task="t", timezone="UTC", **fields)  # type: ignore[arg-type]
 
 
 async def open_journal(
@@ -269,7 +269,7 @@ async def main():
                            start_seq=0, on_fatal=print)
     [segment] = directory.glob("journal-*.log")
     payload = "x" * 100
-    j.append(PutJob(Job(id=1, task="t", timezone="UTC", created=1.0, payload=payload)))
+    j.append(PutJob(Job(id=1, task="t", timezone="UTC", payload=payload)))
     await j.commit()
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (segment.stat().st_size + 3000, hard))
@@ -278,7 +278,7 @@ async def main():
         job_id += 1
         before = segment.stat().st_size
         try:
-            j.append(PutJob(Job(id=job_id, task="t", timezone="UTC", created=1.0, payload=payload)))
+            j.append(PutJob(Job(id=job_id, task="t", timezone="UTC", payload=payload)))
         except StorageFull as exc:
             error = str(exc)
             break
@@ -287,7 +287,7 @@ async def main():
     after = segment.stat().st_size
     resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
     job_id += 1
-    j.append(PutJob(Job(id=job_id, task="t", timezone="UTC", created=1.0, payload=payload)))
+    j.append(PutJob(Job(id=job_id, task="t", timezone="UTC", payload=payload)))
     await j.commit()
     ok.append(job_id)
     await j.close()

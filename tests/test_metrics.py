@@ -14,7 +14,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 
 from scheduler.api import create_app
-from scheduler.api import metrics as metrics_api
 from scheduler.api.keys import DaemonState, Phase
 from scheduler.config import Config, SchedulerConfig
 from scheduler.engine import TaskRuntime
@@ -177,9 +176,7 @@ def app_for(sched: Scheduler) -> web.Application:
     state = DaemonState()
     state.phase = Phase.RUNNING
     state.loaded = True
-    app = create_app(sched, state)
-    metrics_api.setup(app)
-    return app
+    return create_app(sched, state)
 
 
 async def test_the_route_serves_the_prometheus_text_format(

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def job(job_id: int, status: JobStatus = JobStatus.PENDING) -> Job:
-    return Job(id=job_id, task="t", timezone="UTC", created=1.0, status=status)
+    return Job(id=job_id, task="t", timezone="UTC", status=status)
 
 
 def run(job_id: int, n: int) -> Run:
@@ -280,7 +280,7 @@ async def main():
                                  start_seq=recovered.last_seq, on_fatal=print)
     start = max(jobs, default=0)
     for i in range(start + 1, start + 31):
-        job = Job(id=i, task="t", timezone="UTC", created=1.0)
+        job = Job(id=i, task="t", timezone="UTC")
         journal.append(PutJob(job))
         jobs[i] = job
         await journal.commit()

@@ -24,7 +24,7 @@ from scheduler.persistence.snapshot import (
 
 
 def job(job_id: int) -> Job:
-    return Job(id=job_id, task="t", timezone="UTC", created=1.0, payload={"n": job_id})
+    return Job(id=job_id, task="t", timezone="UTC", payload={"n": job_id})
 
 
 def run(job_id: int, n: int) -> Run:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scheduler.api import actions, control, jobs, openapi, sse, status
+from scheduler.api import actions, control, dashboard, jobs, metrics, openapi, sse, status
 from scheduler.api.errors import error_middleware
 from scheduler.api.keys import SCHEDULER, SETTINGS, STATE, ApiSettings, DaemonState
 from scheduler.api.security import add_cors_headers, is_loopback_bind, security_middleware
@@ -47,6 +47,7 @@ def create_app(
     app[SETTINGS] = settings
     if settings.cors_origins:
         app.on_response_prepare.append(add_cors_headers)
-    for module in (status, jobs, actions, control, sse, openapi):
+    for module in (status, jobs, actions, control, sse, openapi, dashboard):
         app.add_routes(module.routes)
+    metrics.setup(app)
     return app
