@@ -592,7 +592,8 @@ class Engine:
             task=job.task,
             payload=job.payload,
             attempt=run.attempt,
-            scheduled_time=self._iso(job, run.fire),
+            fire=run.fire,
+            timezone=job.timezone,
             report_progress=lambda pct, msg: self._progress(job.id, pct, msg),
             report_pid=lambda pid: self._pid(job.id, pid),
         )
@@ -671,6 +672,8 @@ class Engine:
             now=now,
             rng=self.rng,
         )
+        if job.status is JobStatus.PAUSED and new.status in (JobStatus.PENDING, JobStatus.RUNNING):
+            new = replace(new, status=JobStatus.PAUSED)  # paused during the run: stays paused
         sid = encode(job.id)
         try:
             self._put(new)

@@ -42,11 +42,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class TaskRef(msgspec.Struct, frozen=True):
-    """What :meth:`Scheduler.create_task` returns."""
+    """What :meth:`Scheduler.create_task` returns: the job's id and status at creation."""
 
     id: str
     status: str
-    scheduled_time: str | None
+    scheduled: float | None
+    timezone: str
+
+    @property
+    def scheduled_time(self) -> str | None:
+        """The first run, ISO 8601 in the job's zone (rendered on demand: creation is hot)."""
+        return iso(self.scheduled, self.timezone)
 
 
 class TaskStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -191,14 +197,14 @@ class Scheduler:
         spec = self._cached_spec(name, schedule, options)
         spec = replace(spec, payload=payload)
         job = await self.service.create(spec, source=Source.LIBRARY)
-        return TaskRef(ids.encode(job.id), job.status.value, iso(job.scheduled, job.timezone))
+        return TaskRef(ids.encode(job.id), job.status.value, job.scheduled, job.timezone)
 
     def _cached_spec(
         self, name: str, schedule: Mapping[str, Any] | None, options: Mapping[str, Any]
     ) -> JobSpec:
         # Validating the same shape of request again and again is the cost of a hot loop:
         # keep the validated spec per shape (payload is swapped in afterwards).
-        key = (name, repr((sorted((schedule or {}).items()), sorted(options.items()))))
+        key = (name, repr((schedule, options)) if schedule or options else "")
         spec = self._spec_cache.get(key)
         if spec is None:
             raw: dict[str, Any] = {"task": name, **(schedule or {}), **options}

@@ -369,19 +369,15 @@ class JobService:
     async def pause(
         self, job_id: str, *, until: float | None = None, reason: str | None = None
     ) -> Job:
-        """Pause a pending (or already paused) job, until ``until`` when given.
+        """Pause a pending, running or already paused job, until ``until`` when given.
 
-        A running job is refused (409): the engine settles a run's end into pending, so a
-        pause taken during the run would be lost; cancel it or pause once the run has ended.
-        """
+        A run in flight is not stopped: it finishes, and the job then stays paused (cancel the
+        job to stop the run)."""
         job = self.get(job_id)
-        if job.status in FINISHED or job.status is JobStatus.RUNNING:
-            what = (
-                "running; cancel it or pause it once the run has ended"
-                if (job.status is JobStatus.RUNNING)
-                else f"{job.status}; only a pending job can be paused"
+        if job.status in FINISHED:
+            raise InvalidState(
+                f"job {job_id} is {job.status}; only a live job can be paused", field="status"
             )
-            raise InvalidState(f"job {job_id} is {what}", field="status")
         if until is not None and until <= self.clock.time():
             raise InvalidInput("until: expected an instant in the future", field="until")
         job = self.store.put(

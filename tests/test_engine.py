@@ -399,3 +399,17 @@ async def test_stop_cancels_runs_after_the_grace_and_keeps_them_for_a_rerun(h: H
     assert runs[0].ended == T0 + 6
     assert job.status is JobStatus.PENDING
     assert job.fire == T0
+
+
+async def test_a_job_paused_during_its_run_finishes_the_run_and_stays_paused(h: Harness) -> None:
+    ex = h.task(executor=RecordingExecutor(h.clock, duration=30))
+    job_id = await h.create(schedule={"every": "1m"})
+    await h.clock.advance(61)
+    assert h.job(job_id).status is JobStatus.RUNNING
+    await h.sched.service.pause(job_id, reason="maintenance")
+    await h.clock.advance(300)
+    job = h.job(job_id)
+    assert job.status is JobStatus.PAUSED
+    assert job.pause_reason == "maintenance"
+    assert [r.outcome for r in h.runs(job_id)] == [Outcome.SUCCESS]
+    assert len(ex.calls) == 1

@@ -39,7 +39,8 @@ def make_ctx(**overrides: Any) -> RunContext:
         "task": "cmd",
         "payload": {"n": 1},
         "attempt": 3,
-        "scheduled_time": "2027-01-15T09:00:00+09:00",
+        "fire": 1799971200.0,
+        "timezone": "Asia/Seoul",
         "report_progress": lambda percent, message: None,
         "report_pid": lambda pid: None,
     }

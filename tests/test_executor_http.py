@@ -47,7 +47,8 @@ def make_ctx(**overrides: Any) -> RunContext:
         "task": "hook",
         "payload": {"email": "a@b.c", "n": [1, 2]},
         "attempt": 2,
-        "scheduled_time": "2027-01-15T09:00:00+09:00",
+        "fire": 1799971200.0,
+        "timezone": "Asia/Seoul",
         "report_progress": lambda percent, message: None,
         "report_pid": lambda pid: None,
     }

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 import msgspec
 
 from scheduler.model import RunResult
+from scheduler.schedules import load_zone
 
 #: Longest error text an executor reports; the run record keeps it, so it stays readable.
 MAX_ERROR_CHARS = 2000
@@ -34,9 +36,17 @@ class RunContext(msgspec.Struct, frozen=True, kw_only=True):
     task: str
     payload: Any
     attempt: int
-    scheduled_time: str | None
+    fire: float | None  # the scheduled instant of this run
+    timezone: str  # the job's zone, for ``scheduled_time``
     report_progress: Callable[[float, str | None], None]
     report_pid: Callable[[int | None], None]
+
+    @property
+    def scheduled_time(self) -> str | None:
+        """``fire`` as ISO 8601 in the job's zone; rendered only when an executor asks."""
+        if self.fire is None:
+            return None
+        return datetime.fromtimestamp(self.fire, load_zone(self.timezone)).isoformat()
 
     @property
     def body(self) -> dict[str, Any]:

@@ -84,12 +84,12 @@ class TaskContext:
         "_loop",
         "_open",
         "_report",
+        "_run",
         "_thread",
         "attempt",
         "fire_id",
         "job_id",
         "payload",
-        "scheduled_time",
         "task",
         "workflow_id",
         "workflow_name",
@@ -99,7 +99,7 @@ class TaskContext:
         self.job_id = run.job_id
         self.fire_id = run.fire_id
         self.attempt = run.attempt
-        self.scheduled_time = run.scheduled_time
+        self._run = run
         self.payload = payload
         self.workflow_id = run.workflow_id
         self.workflow_name = run.workflow_name
@@ -108,6 +108,11 @@ class TaskContext:
         self._loop = loop
         self._thread = threading.get_ident()
         self._open = True
+
+    @property
+    def scheduled_time(self) -> str | None:
+        """The run's scheduled instant, ISO 8601 in the job's zone."""
+        return self._run.scheduled_time
 
     def progress(self, percent: float, message: str | None = None) -> None:
         """Report progress: ``percent`` (clamped to 0..100) and an optional message."""
