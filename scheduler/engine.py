@@ -27,16 +27,26 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
 from msgspec.structs import replace
 
 from scheduler.clock import Clock, Timer
+from scheduler.dispatch import (
+    BUFFERED,
+    DUE,
+    FROM_FIRE,
+    MANUAL,
+    RETRY,
+    Item,
+    ReadyQueue,
+    TaskRuntime,
+)
 from scheduler.errors import StorageFull
 from scheduler.events import Hub
-from scheduler.executors.base import Executor, RunContext
+from scheduler.executors.base import RunContext
 from scheduler.ids import encode
 from scheduler.misfire import plan_fire, plan_one_off
 from scheduler.model import (
@@ -60,22 +70,8 @@ from scheduler.triggers import Trigger, compile_schedule
 
 log = logging.getLogger("scheduler.engine")
 
-DUE: Final = 0  # a scheduled occurrence or a pending retry
-MANUAL: Final = 1  # "run now": outside the schedule
-BUFFERED: Final = 2  # an occurrence held back by overlap=buffer_one (or coalesce=all)
-RETRY: Final = 3  # the next attempt of a failed run (same fire)
 _YIELD_EVERY: Final = 64
 _RESULT_CAP: Final = 65536
-
-
-@dataclass(frozen=True, slots=True)
-class TaskRuntime:
-    """What the engine knows of a task: how to run it and its limits."""
-
-    executor: Executor
-    timeout: float | None = None
-    concurrency: int | None = None
-    rate_limit: tuple[int, float] | None = None  # (count, per seconds)
 
 
 @dataclass(slots=True)
@@ -96,23 +92,7 @@ class ActiveRun:
         return self.done
 
 
-@dataclass(slots=True)
-class _TaskState:
-    running: int = 0
-    blocked: list[Item] = field(default_factory=list)
-    starts: deque[float] = field(default_factory=deque)
-
-
 RunListener = Callable[[Job, Run], None]
-
-#: A ready-queue entry: (priority rank, sort instant, job id, sequence, kind, fire, expected
-#: ``scheduled`` of the job, waiter, the job's next instant once this run starts - or
-#: ``_FROM_FIRE`` to compute it from the fire). The sequence makes entries unique, so
-#: comparison never reaches the later fields.
-Item = tuple[
-    int, float, int, int, int, float, float | None, "asyncio.Future[Run] | None", float | None
-]
-_FROM_FIRE: Final = -1.0
 
 
 class Engine:
@@ -141,12 +121,10 @@ class Engine:
         self.listeners: list[RunListener] = []
         self.running: dict[int, list[ActiveRun]] = {}
         self.stopping = False
-        self._ready: list[Item] = []
-        self._seq = 0
+        self.queue = ReadyQueue(clock, tasks, self._wake_workers)
         self._watchers: dict[int, list[asyncio.Future[Run]]] = {}
         self._buffered: dict[int, float] = {}
         self._held: set[int] = set()
-        self._task_state: dict[str, _TaskState] = {}
         self._expiry: list[tuple[float, int]] = []
         self._triggers: dict[int, tuple[Job, Trigger]] = {}
         self._idle: deque[asyncio.Future[None]] = deque()
@@ -287,12 +265,12 @@ class Engine:
             if job.status is JobStatus.PAUSED:
                 self.resume_job(job, catch_up=False)
             elif job.fire is not None and job.status is JobStatus.PENDING:
-                self._push(job, job.fire, RETRY, sort=job.scheduled)
+                self.queue.push(job, job.fire, RETRY, sort=job.scheduled)
                 pushed += 1
             elif job.type is JobType.RECURRING:
                 pushed += self._plan_recurring(job, now)
             elif plan_one_off(job.scheduled or now, now, job.policy.misfire):
-                self._push(job, job.scheduled or now, DUE)
+                self.queue.push(job, job.scheduled or now, DUE)
                 pushed += 1
             else:
                 self._missed_one_off(job, now)
@@ -322,7 +300,7 @@ class Engine:
             return 0
         if job.id in self.running and job.policy.overlap is not Overlap.ALLOW:
             return self._overlap(job, plan.run, plan.next)
-        self._push(job, plan.run, DUE, nxt=plan.next)
+        self.queue.push(job, plan.run, DUE, nxt=plan.next)
         return 1
 
     def _overlap(self, job: Job, fire: float, nxt: float | None) -> int:
@@ -376,35 +354,9 @@ class Engine:
 
     # --- the ready queue and workers -----------------------------------------------------
 
-    def _push(
-        self,
-        job: Job,
-        fire: float,
-        kind: int,
-        *,
-        sort: float | None = None,
-        waiter: asyncio.Future[Run] | None = None,
-        nxt: float | None = _FROM_FIRE,
-    ) -> None:
-        self._seq += 1
-        heapq.heappush(
-            self._ready,
-            (
-                job.priority.rank,
-                fire if sort is None else sort,
-                job.id,
-                self._seq,
-                kind,
-                fire,
-                job.scheduled,
-                waiter,
-                nxt,
-            ),
-        )
-
     def _wake_workers(self) -> None:
         idle = self._idle
-        for _ in range(min(len(idle), len(self._ready) or 1)):
+        for _ in range(min(len(idle), len(self.queue.heap) or 1)):
             fut = idle.popleft()
             if not fut.done():
                 fut.set_result(None)
@@ -412,40 +364,7 @@ class Engine:
     def _take(self) -> tuple[Item, Job] | None:
         if self.stopping or self.store.paused:
             return None
-        ready = self._ready
-        while ready:
-            item = heapq.heappop(ready)
-            job = self.store.jobs.get(item[2])
-            if job is None:
-                continue
-            state = self._task_state.get(job.task)
-            runtime = self.tasks.get(job.task)
-            if state is not None and runtime is not None and self._blocked(item, state, runtime):
-                continue
-            return item, job
-        return None
-
-    def _blocked(self, item: Item, state: _TaskState, runtime: TaskRuntime) -> bool:
-        if runtime.concurrency is not None and state.running >= runtime.concurrency:
-            heapq.heappush(state.blocked, item)
-            return True
-        if runtime.rate_limit is not None:
-            count, per = runtime.rate_limit
-            now = self.clock.monotonic()
-            while state.starts and now - state.starts[0] >= per:
-                state.starts.popleft()
-            if len(state.starts) >= count:
-                heapq.heappush(state.blocked, item)
-                release = self.clock.time() + per - (now - state.starts[0])
-                self.clock.call_at(release, lambda: self._unblock(state))
-                return True
-        return False
-
-    def _unblock(self, state: _TaskState) -> None:
-        for item in state.blocked:
-            heapq.heappush(self._ready, item)
-        state.blocked.clear()
-        self._wake_workers()
+        return self.queue.take(self.store.jobs)
 
     async def _worker(self) -> None:
         loop = asyncio.get_running_loop()
@@ -487,7 +406,7 @@ class Engine:
             return None
         if not recurring:
             nxt = None
-        elif planned == _FROM_FIRE:
+        elif planned == FROM_FIRE:
             nxt = self._next_after(job, fire)
         else:
             nxt = planned
@@ -516,35 +435,18 @@ class Engine:
             log.warning(
                 "job %s: cannot record its start, the disk is full; retrying in 5 s", encode(job.id)
             )
-            self.clock.call_at(now + 5.0, lambda: self._push_back(item))
+            self.clock.call_at(now + 5.0, lambda: self.queue.put_back(item))
             return
         run = ActiveRun(job.id, fire, attempt, now, item[4] == MANUAL, done=item[7])
         self.running.setdefault(job.id, []).append(run)
-        state = self._slot(job.task)
+        slots = self.queue.start(job.task)
         if self.hub.active:
             self.hub.publish("job-started", encode(job.id), {"attempt": attempt, "fire": fire})
         try:
             result = await self._execute(job, run)
         finally:
-            state.running -= 1
-            if state.blocked:
-                self._unblock(state)
+            self.queue.end(slots)
         self._finish(job.id, run, result)
-
-    def _slot(self, task: str) -> _TaskState:
-        """Count a run of ``task`` against its concurrency and rate limits."""
-        state = self._task_state.get(task)
-        if state is None:
-            state = self._task_state[task] = _TaskState()
-        state.running += 1
-        runtime = self.tasks.get(task)
-        if runtime is not None and runtime.rate_limit is not None:
-            state.starts.append(self.clock.monotonic())
-        return state
-
-    def _push_back(self, item: Item) -> None:
-        heapq.heappush(self._ready, item)
-        self._wake_workers()
 
     async def _execute(self, job: Job, run: ActiveRun) -> RunResult:
         runtime = self.tasks.get(job.task)
@@ -655,7 +557,7 @@ class Engine:
         job = self.store.jobs.get(job_id)
         if job is not None and not self.stopping:
             if buffered is not None:
-                self._push(job, buffered, BUFFERED)
+                self.queue.push(job, buffered, BUFFERED)
                 self._wake_workers()
             if job_id in self._held and job_id not in self.running:
                 self._held.discard(job_id)
@@ -745,7 +647,7 @@ class Engine:
     def run_now(self, job: Job) -> asyncio.Future[Run]:
         """Queue a run outside the schedule; the future resolves with the finished run."""
         fut: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
-        self._push(job, self.clock.time(), MANUAL, waiter=fut)
+        self.queue.push(job, self.clock.time(), MANUAL, waiter=fut)
         self._wake_workers()
         return fut
 
@@ -797,7 +699,7 @@ class Engine:
 
     def waiting(self) -> int:
         """Due jobs waiting for a slot (for alerts and metrics)."""
-        return len(self._ready) + sum(len(s.blocked) for s in self._task_state.values())
+        return len(self.queue)
 
     def in_flight(self) -> int:
         return sum(len(r) for r in self.running.values())

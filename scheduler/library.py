@@ -25,13 +25,15 @@ from msgspec.structs import replace
 from scheduler import ids
 from scheduler.clock import Clock, SystemClock
 from scheduler.config import Config, TaskConfig, load_config
-from scheduler.engine import Engine, TaskRuntime
+from scheduler.dispatch import TaskRuntime
+from scheduler.engine import Engine
 from scheduler.events import Hub
 from scheduler.executors import build_executor
 from scheduler.executors.http import make_session
 from scheduler.executors.python import PythonExecutor
 from scheduler.jobspec import JobDefaults, JobSpec, parse_job_input
 from scheduler.model import FINISHED, Job, JobStatus, Source
+from scheduler.reload import keep_persistence, persistence_notes
 from scheduler.service import JobService
 from scheduler.store import Store
 from scheduler.views import iso
@@ -319,6 +321,64 @@ class Scheduler:
         for name, raw in self._library_jobs:
             wanted[name] = (self._spec(raw), Source.LIBRARY)
         await self.sync_static_jobs(wanted)
+
+    async def apply_config(self, new: Config) -> list[str]:
+        """Apply a reloaded config in place; returns the changes that need a restart.
+
+        Applied: tasks (a changed task gets a new executor; a run in flight keeps the one it
+        started with), job defaults, ``max_concurrency`` (workers are added, or retire when
+        idle), per-task limits, ``scan_interval`` (from the next scan), retention, history, the
+        snapshot interval and the static jobs (:meth:`sync_static_jobs`: a changed schedule
+        counts from now). Not applied, because the open journal depends on them: the
+        persistence dir, fsync mode, batch interval and on/off switch; they keep their running
+        values and each change is one returned note. Jobs created over the API are never
+        touched; a removed task that such jobs still name is logged, as they will fail.
+        """
+        old = self.config
+        notes = persistence_notes(old, new)
+        new = replace(new, persistence=keep_persistence(old.persistence, new.persistence))
+        self._reinstall_tasks(old, new)
+        self.config = new
+        self.defaults = JobDefaults.from_config(new)
+        self._spec_cache.clear()
+        self._apply_limits(new)
+        await self._install_static_jobs()
+        return notes
+
+    def _reinstall_tasks(self, old: Config, new: Config) -> None:
+        # A token variable once named stays out of every job's environment for good.
+        if old.server.token_env:
+            self.environ.pop(old.server.token_env, None)
+        rebuild_all = old.server.token_env != new.server.token_env
+        changed = {
+            name: task
+            for name, task in new.tasks.items()
+            if rebuild_all or old.tasks.get(name) != task
+        }
+        self._install_config_tasks(replace(new, tasks=changed))
+        removed = old.tasks.keys() - new.tasks.keys()
+        for name in removed:
+            self.runtimes.pop(name, None)
+        users = sum(1 for job in self.store if job.task in removed and job.status not in FINISHED)
+        if users:
+            log.warning(
+                "tasks removed from the config (%s) are still named by %d jobs, which will fail"
+                " when they run; define the tasks again or delete those jobs",
+                ", ".join(sorted(removed)),
+                users,
+            )
+
+    def _apply_limits(self, config: Config) -> None:
+        limits = config.scheduler
+        engine = self.engine
+        if limits.max_concurrency != engine.max_concurrency:
+            engine.set_concurrency(limits.max_concurrency)
+        engine.scan_interval = limits.scan_interval
+        engine.retention = limits.retention
+        engine.default_timeout = config.default_timeout
+        self.store.history = limits.history
+        if self.persistence is not None:
+            self.persistence.snapshot_interval = config.persistence.snapshot_interval
 
     async def sync_static_jobs(self, wanted: Mapping[str, tuple[JobSpec, Source]]) -> None:
         """Make the stored static jobs match ``wanted``: add, change (next run computed from now,

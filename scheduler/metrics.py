@@ -34,6 +34,8 @@ from scheduler.store import Store
 #: or it was later than its misfire grace. ``overlap``: skipped because the previous run of the
 #: job was still running (``overlap = "skip"``).
 MISSED_REASONS: Final = ("misfire", "overlap")
+#: ``scheduler_config_reloads_total{result}``: a failed reload left the previous config in force.
+RELOAD_RESULTS: Final = ("success", "failure")
 
 #: Run times from a webhook call of a few milliseconds to a batch job of an hour.
 _SUB_SECOND: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5)
@@ -121,11 +123,19 @@ class SchedulerMetrics:
             ["reason"],
             registry=reg,
         )
+        self.config_reloads = Counter(
+            "scheduler_config_reloads",
+            "Reloads of config.toml (SIGHUP), by result; a failed one keeps the previous config.",
+            ["result"],
+            registry=reg,
+        )
         # Every label value is present from the start, so rate() works before the first event.
         for outcome in Outcome:
             self.runs.labels(outcome.value)
         for reason in MISSED_REASONS:
             self.missed.labels(reason)
+        for result in RELOAD_RESULTS:
+            self.config_reloads.labels(result)
         reg.register(_StateCollector(store, engine))
         if process:
             ProcessCollector(registry=reg)

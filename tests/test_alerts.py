@@ -15,7 +15,7 @@ from pytest_aiohttp import AiohttpServer
 
 from scheduler.alerts import MIN_RUNS, Alerter, RunWindow, Threshold
 from scheduler.config import AlertsConfig, Config, SchedulerConfig
-from scheduler.engine import TaskRuntime
+from scheduler.dispatch import TaskRuntime
 from scheduler.library import Scheduler
 from scheduler.model import JobStatus
 from tests.fakes import FakeClock, RecordingExecutor, fail, ok

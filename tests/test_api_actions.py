@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.config import TaskConfig, TaskKind
-from scheduler.engine import TaskRuntime
+from scheduler.dispatch import TaskRuntime
 from scheduler.executors.command import CommandExecutor
 from tests.test_api_harness import T0, Api, running_api, seoul
 
@@ -230,12 +230,18 @@ async def test_a_bad_pause_is_a_400_and_changes_nothing(
     assert api.state() == before
 
 
-async def test_pausing_a_running_job_is_a_409(api: Api) -> None:
-    job = await api.create(task="gated")
+async def test_a_running_job_paused_finishes_its_run_and_stays_paused(api: Api) -> None:
+    job = await api.create(task="gated", schedule={"every": "1h"})
+    await api.clock.advance(3600)
     await api.run_until_running(job["id"])
-    status, body = await api.call("POST", f"/api/jobs/{job['id']}/pause")
-    assert status == 409
-    assert "running" in body["error"]["message"]
+    status, body = await api.call("POST", f"/api/jobs/{job['id']}/pause", json={"reason": "fix"})
+    assert status == 200
+    assert body["status"] == "paused"
+    api.gate.set()
+    await api.clock.advance(1)
+    after = await api.get(job["id"])
+    assert after["status"] == "paused"
+    assert after["runs"] == 1
 
 
 async def test_resuming_a_job_that_is_not_paused_is_a_409(api: Api) -> None:

@@ -17,7 +17,7 @@ from pytest_aiohttp import AiohttpClient
 from scheduler.api import create_app, dashboard
 from scheduler.api.keys import DaemonState, Phase
 from scheduler.config import Config
-from scheduler.engine import TaskRuntime
+from scheduler.dispatch import TaskRuntime
 from scheduler.library import Scheduler
 from tests.fakes import FakeClock, RecordingExecutor
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from scheduler.config import Config, SchedulerConfig
-from scheduler.engine import TaskRuntime
+from scheduler.dispatch import TaskRuntime
 from scheduler.errors import DuplicateJob
 from scheduler.library import Scheduler
 from scheduler.model import JobStatus, Outcome, RunResult

@@ -16,7 +16,7 @@ from pytest_aiohttp import AiohttpClient
 from scheduler.api import create_app
 from scheduler.api.keys import DaemonState, Phase
 from scheduler.config import Config, SchedulerConfig
-from scheduler.engine import TaskRuntime
+from scheduler.dispatch import TaskRuntime
 from scheduler.library import Scheduler
 from scheduler.metrics import SchedulerMetrics
 from tests.fakes import FakeClock, RecordingExecutor, fail, ok
@@ -159,6 +159,7 @@ async def test_no_label_names_a_job(rig: Rig) -> None:
         "minor",
         "patchlevel",
         "version",
+        "result",
     }
 
 

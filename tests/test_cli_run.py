@@ -1,0 +1,38 @@
+"""``scheduler run`` refuses a bad config the way ``check`` reports it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_run_with_a_bad_config_exits_78_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[scheduler]\nmax_concurrency = 0\ntimezone = "Mars/Olympus"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "scheduler", "run", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 78
+    lines = done.stderr.strip().splitlines()
+    assert any("scheduler.max_concurrency" in line for line in lines), lines
+    assert any("scheduler.timezone" in line for line in lines), lines
+    assert all(str(config) in line or "config.toml" in line for line in lines), lines
+
+
+def test_run_with_a_toml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[server]\nport = = 8080\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "scheduler", "run", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 78
+    assert ":2:" in done.stderr
