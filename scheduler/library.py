@@ -107,6 +107,9 @@ class Scheduler:
         self.defaults = JobDefaults.from_config(self.config)
         self._spec_cache: dict[tuple[str, str], JobSpec] = {}
         self._main: asyncio.Task[None] | None = None
+        #: Called if the engine stops on its own (a bug): the daemon then exits non-zero so
+        #: systemd restarts it, instead of serving an API in front of a dead engine.
+        self.on_engine_exit: Callable[[BaseException | None], None] | None = None
         self.persistence: Any = None
         self._install_config_tasks(self.config)
 
@@ -254,19 +257,28 @@ class Scheduler:
         await self._install_static_jobs()
         started = asyncio.Event()
         self._main = asyncio.create_task(self.engine.serve(started), name="scheduler-engine")
+        self._main.add_done_callback(self._engine_done)
         waiter = asyncio.create_task(started.wait())
         await asyncio.wait({waiter, self._main}, return_when=asyncio.FIRST_COMPLETED)
         if self._main.done():
             waiter.cancel()
             self._main.result()  # raises what stopped the engine
 
+    def _engine_done(self, task: asyncio.Task[None]) -> None:
+        if self.engine.stopping or task.cancelled():
+            return
+        error = task.exception()
+        log.critical("the engine stopped unexpectedly: %r", error)
+        if self.on_engine_exit is not None:
+            self.on_engine_exit(error)
+
     async def stop(self, grace: float | None = None) -> None:
         """Graceful stop: running jobs get ``shutdown_grace``, then are cancelled and recorded."""
         if self._main is None:
             return
+        main, self._main = self._main, None
         await self.engine.stop(self.config.scheduler.shutdown_grace if grace is None else grace)
-        await self._main
-        self._main = None
+        await asyncio.gather(main, return_exceptions=True)  # a crash was reported when it happened
         if self.persistence is not None:
             await self.persistence.close(self.service.ids.last)
             self.persistence = None

@@ -37,8 +37,8 @@ class DaemonProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = root / "config.toml"
         self.state = root / "var"
-        self.env = {**os.environ, **(env or {})}
-        self.env.pop("NOTIFY_SOCKET", None)
+        inherited = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+        self.env = {**inherited, **(env or {})}
         self.config.write_text(
             f"""
 [server]

@@ -413,3 +413,16 @@ async def test_a_job_paused_during_its_run_finishes_the_run_and_stays_paused(h: 
     assert job.pause_reason == "maintenance"
     assert [r.outcome for r in h.runs(job_id)] == [Outcome.SUCCESS]
     assert len(ex.calls) == 1
+
+
+async def test_an_engine_that_dies_is_reported_not_ignored(h: Harness) -> None:
+    reported: list[BaseException | None] = []
+    h.sched.on_engine_exit = reported.append
+
+    def broken_scan() -> None:
+        raise RuntimeError("scan bug")
+
+    h.sched.engine.scan = broken_scan  # type: ignore[method-assign]
+    await h.clock.advance(61)
+    assert len(reported) == 1
+    assert "scan bug" in repr(reported[0])

@@ -24,9 +24,10 @@ class DaemonState:
         self.loaded = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ApiSettings:
-    """How the API guards itself (see :mod:`scheduler.api.security`).
+    """How the API guards itself (see :mod:`scheduler.api.security`). Mutable: a reload
+    updates the token in place, and handlers read it on every request.
 
     ``token`` None turns authentication off (only allowed on a loopback bind). ``loopback``
     turns on the Host check against DNS rebinding. ``heartbeat`` is the seconds between SSE
