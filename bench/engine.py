@@ -132,10 +132,12 @@ async def lateness_ours(n: int, span: float) -> dict[str, float]:
     sched = ours()
     await sched.start()
     refs = []
+    base = time.time() + 2.0  # due times start after every job is created
     for i in range(n):
-        delay = 1.0 + span * i / n
+        delay = base + span * i / n - time.time()
         refs.append(await sched.create_task("noop", None, schedule={"delay": delay}))
-    await asyncio.sleep(span + 1.5)
+    gc.collect()
+    await asyncio.sleep(base - time.time() + span + 0.5)
     late = []
     for ref in refs:
         job = sched.service.get(ref.id)
@@ -150,7 +152,7 @@ async def lateness_aps(n: int, span: float) -> dict[str, float]:
     sched = aps()
     sched.start()
     late: list[float] = []
-    base = datetime.now(UTC) + timedelta(seconds=1)
+    base = datetime.now(UTC) + timedelta(seconds=2)
 
     async def probe(due: float) -> None:
         late.append((time.time() - due) * 1000)
@@ -160,7 +162,8 @@ async def lateness_aps(n: int, span: float) -> dict[str, float]:
         sched.add_job(
             probe, "date", run_date=when, args=[when.timestamp()], misfire_grace_time=None
         )
-    await asyncio.sleep(span + 1.5)
+    gc.collect()
+    await asyncio.sleep((base - datetime.now(UTC)).total_seconds() + span + 0.5)
     sched.shutdown(wait=False)
     return _lateness(late, n)
 
