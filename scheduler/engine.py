@@ -607,6 +607,8 @@ class Engine:
 
         now = self.clock.time()
         count = 0
+        if not self.store.counts[JobStatus.RUNNING]:
+            return 0  # the usual restart: nothing was in flight, no need to look at every job
         for job in [j for j in self.store if j.status is JobStatus.RUNNING]:
             if job.pid is not None:
                 stopped = await stop_stale_process(job.pid, job.pid_started, 5.0)

@@ -138,7 +138,7 @@ class JobService:
     def find_workflow(self, workflow_id: str) -> Job | None:
         """The job of a workflow: the live one, else the newest finished one."""
         # A live job holds its workflow id as its unique key unless it names its own key.
-        holder = self.store.holder_of("w:" + workflow_id)
+        holder = self.store.workflow_holder(workflow_id)
         if holder is not None:
             return self.store.jobs[holder]
         live: Job | None = None

@@ -11,7 +11,6 @@ the job still has that instant as its ``scheduled`` (or ``paused_until``) time.
 from __future__ import annotations
 
 import heapq
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
@@ -48,15 +47,6 @@ class NullJournal:
         return None
 
 
-def unique_key_of(job: Job) -> str | None:
-    """``uniqueKey`` when given, else the workflow id (one live job per workflow by default)."""
-    if job.unique_key is not None:
-        return "k:" + job.unique_key
-    if job.workflow_id is not None:
-        return "w:" + job.workflow_id
-    return None
-
-
 def wake_time(job: Job) -> float | None:
     """The instant at which the engine must look at this job again, if any."""
     if job.status is JobStatus.PAUSED:
@@ -75,7 +65,10 @@ class Store:
         self.counts: dict[JobStatus, int] = dict.fromkeys(JobStatus, 0)
         self._due: list[tuple[float, int]] = []  # runs: pending and running jobs
         self._resume: list[tuple[float, int]] = []  # paused jobs with a resume time
-        self._unique: dict[str, int] = {}
+        # One live job per key: ``uniqueKey`` when given, else the workflow id. Two indexes
+        # rather than prefixed keys, so recovery builds them without making a string per job.
+        self._by_key: dict[str, int] = {}
+        self._by_workflow: dict[str, int] = {}
         # Tuples, replaced on each new run: a snapshot captures them with one dict copy.
         self._runs: dict[int, tuple[Run, ...]] = {}
         #: Called with the new wake time whenever a job gains one (the engine re-arms its timer).
@@ -98,8 +91,16 @@ class Store:
     def all_runs(self) -> dict[int, tuple[Run, ...]]:
         return dict(self._runs)
 
-    def holder_of(self, key: str) -> int | None:
-        return self._unique.get(key)
+    def workflow_holder(self, workflow_id: str) -> int | None:
+        """The live job registered for ``workflow_id`` (without a uniqueKey of its own)."""
+        return self._by_workflow.get(workflow_id)
+
+    def _index(self, job: Job) -> tuple[dict[str, int], str] | None:
+        if job.unique_key is not None:
+            return self._by_key, job.unique_key
+        if job.workflow_id is not None:
+            return self._by_workflow, job.workflow_id
+        return None
 
     def next_wake(self) -> float | None:
         """The earliest live instant: a due run or a paused job's resume time."""
@@ -131,12 +132,13 @@ class Store:
     # --- writes --------------------------------------------------------------------------
 
     def check_unique(self, job: Job) -> None:
-        key = unique_key_of(job)
-        if key is None or job.status in FINISHED:
+        indexed = self._index(job)
+        if indexed is None or job.status in FINISHED:
             return
-        holder = self._unique.get(key)
+        index, key = indexed
+        holder = index.get(key)
         if holder is not None and holder != job.id:
-            raise DuplicateJob(key[2:], encode(holder))
+            raise DuplicateJob(key, encode(holder))
 
     def put(self, job: Job) -> Job:
         """Insert or replace ``job`` (journal first). Raises DuplicateJob, StorageFull."""
@@ -188,24 +190,31 @@ class Store:
             self.paused = change.paused
 
     def load(self, jobs: dict[int, Job], runs: dict[int, Iterable[Run]], *, paused: bool) -> None:
-        """Fill an empty store from recovered state in bulk (a million jobs in about a second:
-        one pass for counts, keys and wake times, then one heapify per heap)."""
+        """Fill an empty store from recovered state in bulk: one pass for counts, keys and
+        wake times (written out inline: this loop runs a million times at a restart), then
+        one heapify per heap."""
         assert not self.jobs, "load() fills an empty store"
         self.jobs = jobs
-        counts = Counter(job.status for job in jobs.values())
-        for status in JobStatus:
-            self.counts[status] = counts.get(status, 0)
-        unique = self._unique
-        due = self._due
-        resume = self._resume
-        for job in jobs.values():
-            if job.status not in FINISHED:
-                key = unique_key_of(job)
-                if key is not None:
-                    unique[key] = job.id
-            when = wake_time(job)
-            if when is not None:
-                (resume if job.status is JobStatus.PAUSED else due).append((when, job.id))
+        counts = dict.fromkeys(JobStatus, 0)
+        by_key, by_workflow = self._by_key, self._by_workflow
+        due, resume = self._due, self._resume
+        pending, running, paused_ = JobStatus.PENDING, JobStatus.RUNNING, JobStatus.PAUSED
+        for job_id, job in jobs.items():
+            status = job.status
+            counts[status] += 1
+            if status is pending or status is running:
+                if job.scheduled is not None:
+                    due.append((job.scheduled, job_id))
+            elif status is paused_:
+                if job.paused_until is not None:
+                    resume.append((job.paused_until, job_id))
+            else:
+                continue  # finished: holds no key and has no wake time
+            if job.unique_key is not None:
+                by_key[job.unique_key] = job_id
+            elif job.workflow_id is not None:
+                by_workflow[job.workflow_id] = job_id
+        self.counts.update(counts)
         heapq.heapify(due)
         heapq.heapify(resume)
         history = self.history
@@ -236,9 +245,7 @@ class Store:
             or old.workflow_id is not job.workflow_id
             or ((old.status in FINISHED) != (job.status in FINISHED))
         ):
-            old_key = unique_key_of(old)
-            if old_key is not None and self._unique.get(old_key) == job.id:
-                del self._unique[old_key]
+            self._unindex(old)
             self._index_key(job)
         paused_changed = (old.status is JobStatus.PAUSED) != (job.status is JobStatus.PAUSED)
         if when is not None and (when != wake_time(old) or paused_changed):
@@ -246,18 +253,21 @@ class Store:
 
     def _index_key(self, job: Job) -> None:
         if job.status not in FINISHED:
-            key = unique_key_of(job)
-            if key is not None:
-                self._unique[key] = job.id
+            indexed = self._index(job)
+            if indexed is not None:
+                indexed[0][indexed[1]] = job.id
+
+    def _unindex(self, job: Job) -> None:
+        indexed = self._index(job)
+        if indexed is not None and indexed[0].get(indexed[1]) == job.id:
+            del indexed[0][indexed[1]]
 
     def _apply_delete(self, job_id: int) -> None:
         old = self.jobs.pop(job_id, None)
         if old is None:
             return
         self.counts[old.status] -= 1
-        key = unique_key_of(old)
-        if key is not None and self._unique.get(key) == job_id:
-            del self._unique[key]
+        self._unindex(old)
         self._runs.pop(job_id, None)
 
     def _apply_run(self, run: Run) -> None:
