@@ -57,7 +57,7 @@ def test_the_shipped_config_toml_loads_with_its_demo_jobs() -> None:
     config = load_config(ROOT / "config.toml")
     assert config.server.host == "127.0.0.1"
     assert config.server.port == 8080
-    assert config.persistence.dir == str(ROOT / "var")
+    assert config.persistence.dir is None  # state: $STATE_DIRECTORY, else ./var beside it
     assert config.tasks["hello"].argv == ("echo", "hello from scheduler")
     assert [job.name for job in config.jobs] == ["hello-every-5-minutes", "weekday-morning-hello"]
     assert config.jobs[0].schedule.every == 300
@@ -686,3 +686,12 @@ def test_a_static_job_stands_for_the_job_input_the_api_would_parse(tmp_path: Pat
     (job,) = load_config(write(tmp_path, FULL)).jobs
     assert job.spec() == JobSpec(**msgspec.structs.asdict(job))
     assert job.spec().name == "nightly"
+
+
+def test_the_state_directory_is_systemds_else_var_beside_the_config() -> None:
+    from scheduler.library import Scheduler
+
+    config = load_config(ROOT / "config.toml")
+    assert Scheduler(config, environ={}).state_dir == ROOT / "var"
+    under_systemd = Scheduler(config, environ={"STATE_DIRECTORY": "/var/lib/scheduler"})
+    assert under_systemd.state_dir == Path("/var/lib/scheduler")
