@@ -12,6 +12,7 @@ import builtins
 import itertools
 from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import datetime
+from typing import Any
 
 from msgspec.structs import replace
 
@@ -159,21 +160,7 @@ class JobService:
         first = self.first_run(spec, created=now, now=now)
         if first is None:
             raise InvalidSchedule("schedule: never fires after now", field="schedule")
-        return Job(
-            id=self.ids.next(now),
-            task=task,
-            payload=spec.payload,
-            schedule=spec.schedule,
-            timezone=spec.timezone,
-            workflow_id=spec.workflow_id,
-            workflow_name=spec.workflow_name,
-            name=spec.name,
-            priority=spec.priority,
-            policy=spec.policy,
-            unique_key=spec.unique_key,
-            source=source,
-            scheduled=first,
-        )
+        return Job(id=self.ids.next(now), source=source, scheduled=first, **definition(spec, task))
 
     def first_run(self, spec: JobSpec, *, created: float, now: float) -> float | None:
         """The first run after ``now``. One-off kinds count from now (a delay starts now);
@@ -201,19 +188,7 @@ class JobService:
         unless ``revive`` (a workflow saved again), which re-arms it with a fresh attempt count.
         """
         task = self._known(spec.task)
-        new = replace(
-            job,
-            task=task,
-            payload=spec.payload,
-            schedule=spec.schedule,
-            timezone=spec.timezone,
-            workflow_id=spec.workflow_id,
-            workflow_name=spec.workflow_name,
-            name=spec.name,
-            priority=spec.priority,
-            policy=spec.policy,
-            unique_key=spec.unique_key,
-        )
+        new = replace(job, **definition(spec, task))
         finished = job.status in FINISHED
         if finished and not revive:
             return new
@@ -497,3 +472,20 @@ def _chain(source: asyncio.Future[Run], target: asyncio.Future[Run]) -> None:
         target.set_exception(exc)
     else:
         target.set_result(source.result())
+
+
+def definition(spec: JobSpec, task: str) -> dict[str, Any]:
+    """The job fields a spec defines (the rest - id, status, times, counters - the server
+    keeps), for building a new job and for changing one in place."""
+    return {
+        "task": task,
+        "payload": spec.payload,
+        "schedule": spec.schedule,
+        "timezone": spec.timezone,
+        "workflow_id": spec.workflow_id,
+        "workflow_name": spec.workflow_name,
+        "name": spec.name,
+        "priority": spec.priority,
+        "policy": spec.policy,
+        "unique_key": spec.unique_key,
+    }

@@ -7,16 +7,21 @@ import sys
 from pathlib import Path
 
 
-def test_run_with_a_bad_config_exits_78_naming_the_key(tmp_path: Path) -> None:
+def run_with(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "config.toml"
-    config.write_text('[scheduler]\nmax_concurrency = 0\ntimezone = "Mars/Olympus"\n')
-    done = subprocess.run(
+    config.write_text(text)
+    return subprocess.run(
         [sys.executable, "-m", "scheduler", "run", "-c", str(config)],
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
+
+
+def test_run_with_a_bad_config_exits_78_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    done = run_with(tmp_path, '[scheduler]\nmax_concurrency = 0\ntimezone = "Mars/Olympus"\n')
     assert done.returncode == 78
     lines = done.stderr.strip().splitlines()
     assert any("scheduler.max_concurrency" in line for line in lines), lines
@@ -25,14 +30,6 @@ def test_run_with_a_bad_config_exits_78_naming_the_key(tmp_path: Path) -> None:
 
 
 def test_run_with_a_toml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text("[server]\nport = = 8080\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "scheduler", "run", "-c", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = run_with(tmp_path, "[server]\nport = = 8080\n")
     assert done.returncode == 78
     assert ":2:" in done.stderr
