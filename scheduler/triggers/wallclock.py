@@ -11,6 +11,7 @@ candidate is the answer.
 
 from __future__ import annotations
 
+import abc
 import itertools
 import math
 from collections.abc import Iterable, Iterator
@@ -45,7 +46,7 @@ def require_aware(after: datetime) -> float:
     return after.timestamp()
 
 
-class WallClockTrigger:
+class WallClockTrigger(abc.ABC):
     """Instants of the wall times a calendar rule yields in ``zone``, rendered in ``out``.
 
     ``zone`` is where the rule reads its wall times (the job's zone, or UTC / a TZID named by
@@ -68,9 +69,10 @@ class WallClockTrigger:
         self._out = out or zone
         self._end = end
 
+    @abc.abstractmethod
     def _walls(self, start: datetime) -> Iterator[datetime]:
-        """Naive wall times of the rule at or after ``start``, ascending, over a bounded span."""
-        raise NotImplementedError
+        """Naive wall times of the rule at or after ``start``, ascending, over a bounded span
+        (each kind of rule supplies its own)."""
 
     def next_after(self, after: datetime) -> datetime | None:
         """The earliest run strictly after ``after`` (aware), in the job's zone, or None."""
