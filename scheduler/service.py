@@ -95,8 +95,9 @@ class JobService:
     ) -> tuple[list[Job], int]:
         """One page of jobs in creation order, and how many match in all.
 
-        Without a type or workflow filter the total comes from the store's counters, and only
-        the jobs up to the end of the page are visited.
+        With at most one of the status and type filters (and no workflow filter) the total
+        comes from the store's counters, and only the jobs up to the end of the page are
+        visited; combined filters scan.
         """
         matches: Iterable[Job] = self.store.jobs.values()
         if status is not None:
@@ -106,8 +107,13 @@ class JobService:
         if workflow_id is not None:
             matches = (j for j in matches if j.workflow_id == workflow_id)
         start = (page - 1) * limit
-        if type_ is None and workflow_id is None:
-            total = len(self.store) if status is None else self.store.counts[status]
+        if workflow_id is None and (status is None or type_ is None):
+            # One filter at most: the total comes from the store's counters, and only the
+            # jobs up to the end of the page are visited.
+            if type_ is not None:
+                total = self.store.type_counts[type_]
+            else:
+                total = len(self.store) if status is None else self.store.counts[status]
             return list(itertools.islice(matches, start, start + limit)), total
         items: list[Job] = []
         total = 0

@@ -23,6 +23,7 @@ from scheduler.model import (
     DeleteJob,
     Job,
     JobStatus,
+    JobType,
     PutJob,
     Run,
     SetMeta,
@@ -63,6 +64,8 @@ class Store:
         self.journal: JournalPort = journal or NullJournal()
         self.paused = False
         self.counts: dict[JobStatus, int] = dict.fromkeys(JobStatus, 0)
+        #: Jobs by type, so a list filtered by type knows its total without a scan.
+        self.type_counts: dict[JobType, int] = dict.fromkeys(JobType, 0)
         self._due: list[tuple[float, int]] = []  # runs: pending and running jobs
         self._resume: list[tuple[float, int]] = []  # paused jobs with a resume time
         # One live job per key: ``uniqueKey`` when given, else the workflow id. Two indexes
@@ -196,12 +199,14 @@ class Store:
         assert not self.jobs, "load() fills an empty store"
         self.jobs = jobs
         counts = dict.fromkeys(JobStatus, 0)
+        types = dict.fromkeys(JobType, 0)
         by_key, by_workflow = self._by_key, self._by_workflow
         due, resume = self._due, self._resume
         pending, running, paused_ = JobStatus.PENDING, JobStatus.RUNNING, JobStatus.PAUSED
         for job_id, job in jobs.items():
             status = job.status
             counts[status] += 1
+            types[job.schedule.type] += 1
             if status is pending or status is running:
                 if job.scheduled is not None:
                     due.append((job.scheduled, job_id))
@@ -215,6 +220,7 @@ class Store:
             elif job.workflow_id is not None:
                 by_workflow[job.workflow_id] = job_id
         self.counts.update(counts)
+        self.type_counts.update(types)
         heapq.heapify(due)
         heapq.heapify(resume)
         history = self.history
@@ -234,6 +240,10 @@ class Store:
         counts = self.counts
         counts[job.status] += 1
         when = wake_time(job)
+        if old is None or old.schedule is not job.schedule:
+            if old is not None:
+                self.type_counts[old.schedule.type] -= 1
+            self.type_counts[job.schedule.type] += 1
         if old is None:
             self._index_key(job)
             if when is not None:
@@ -267,6 +277,7 @@ class Store:
         if old is None:
             return
         self.counts[old.status] -= 1
+        self.type_counts[old.schedule.type] -= 1
         self._unindex(old)
         self._runs.pop(job_id, None)
 
