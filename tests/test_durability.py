@@ -269,6 +269,20 @@ async def create_jobs(daemon: DaemonProcess, n: int, label: str = "j") -> dict[s
     return acked
 
 
+async def assert_refused(daemon: DaemonProcess, tmp_path: Path, *expected: str) -> None:
+    """``check --state`` and ``run`` both exit 65 naming the damage, and touch no file."""
+    before = files_of(daemon.state)
+    for args in (
+        ["check", "-c", str(daemon.config), "--state", str(daemon.state)],
+        ["run", "-c", str(daemon.config)],
+    ):
+        code, out = await run_cli(*args, cwd=tmp_path)
+        assert code == 65, out
+        for text in expected:
+            assert text in out, (args[0], out)
+    assert files_of(daemon.state) == before
+
+
 async def test_a_bit_flip_mid_journal_stops_check_and_run_with_65_naming_file_and_offset(
     tmp_path: Path, daemons: list[DaemonProcess]
 ) -> None:
@@ -281,17 +295,7 @@ async def test_a_bit_flip_mid_journal_stops_check_and_run_with_65_naming_file_an
     data = bytearray(segment.read_bytes())
     data[12] ^= 0x10  # inside the first record's payload; four valid records follow it
     segment.write_bytes(bytes(data))
-    before = files_of(daemon.state)
-
-    code, out = await run_cli(
-        "check", "-c", str(daemon.config), "--state", str(daemon.state), cwd=tmp_path
-    )
-    assert code == 65, out
-    assert f"{segment}: byte 0: checksum mismatch" in out
-    code, out = await run_cli("run", "-c", str(daemon.config), cwd=tmp_path)
-    assert code == 65, out
-    assert f"{segment}: byte 0: checksum mismatch" in out
-    assert files_of(daemon.state) == before
+    await assert_refused(daemon, tmp_path, f"{segment}: byte 0: checksum mismatch")
 
 
 async def test_a_damaged_snapshot_without_an_older_generation_stops_check_and_run(
@@ -306,18 +310,7 @@ async def test_a_damaged_snapshot_without_an_older_generation_stops_check_and_ru
     data = bytearray(snapshot.read_bytes())
     data[-3] ^= 0x01
     snapshot.write_bytes(bytes(data))
-    before = files_of(daemon.state)
-
-    code, out = await run_cli(
-        "check", "-c", str(daemon.config), "--state", str(daemon.state), cwd=tmp_path
-    )
-    assert code == 65, out
-    assert f"{snapshot}: byte " in out
-    assert "no valid older snapshot" in out
-    code, out = await run_cli("run", "-c", str(daemon.config), cwd=tmp_path)
-    assert code == 65, out
-    assert f"{snapshot}: byte " in out
-    assert files_of(daemon.state) == before
+    await assert_refused(daemon, tmp_path, f"{snapshot}: byte ", "no valid older snapshot")
 
 
 async def test_check_passes_a_healthy_state_directory(

@@ -192,12 +192,15 @@ def _job_paths() -> dict[str, Any]:
         "/api/jobs/{id}/pause": {
             "parameters": [JOB_ID],
             "post": _op(
-                "Pause a pending job, optionally until an instant",
+                "Pause a pending or running job, optionally until an instant",
                 {"200": job},
                 errors=_WRITE_ERRORS,
                 body=obj({"until": nullable(STRING), "reason": nullable(STRING)}),
                 body_required=False,
-                description="until: ISO 8601, local in the job's zone unless it has an offset.",
+                description=(
+                    "until: ISO 8601, local in the job's zone unless it has an offset. A run in "
+                    "flight finishes; the job then stays paused."
+                ),
             ),
         },
         "/api/jobs/{id}/resume": {
