@@ -230,7 +230,7 @@ class Alerter:
         if not self._listening:
             self._listening = True
             self.engine.listeners.append(self.on_run)
-            self.hub.listen(self.on_event)
+            self.hub.listen(self.on_event, ("job-failed", "job-completed"))
 
     # --- inputs (called synchronously by the engine and the hub: never block, never raise) --
 

@@ -283,7 +283,7 @@ class Engine:
         error = "missed: later than its misfire grace"
         failed = replace(job, status=JobStatus.FAILED, scheduled=None, completed=now, error=error)
         self._note_finished(self._put(failed))
-        if self.hub.active:
+        if self.hub.wants("job-failed"):
             self.hub.publish(
                 "job-failed",
                 encode(job.id),
@@ -440,7 +440,7 @@ class Engine:
         run = ActiveRun(job.id, fire, attempt, now, item[4] == MANUAL, done=item[7])
         self.running.setdefault(job.id, []).append(run)
         slots = self.queue.start(job.task)
-        if self.hub.active:
+        if self.hub.wants("job-started"):
             self.hub.publish("job-started", encode(job.id), {"attempt": attempt, "fire": fire})
         try:
             result = await self._execute(job, run)
@@ -506,7 +506,7 @@ class Engine:
             return
         progress = Progress(max(0.0, min(100.0, float(percent))), message)
         self.store.jobs[job_id] = replace(job, progress=progress)  # not journalled: transient
-        if self.hub.active:
+        if self.hub.wants("job-progress"):
             self.hub.publish(
                 "job-progress", encode(job_id), {"percent": progress.percent, "message": message}
             )
@@ -588,7 +588,7 @@ class Engine:
             self.store.apply(PutJob(new))  # memory stays truthful; only durability lags
         if new.status in FINISHED:
             self._note_finished(new)
-        if self.hub.active:
+        if self.hub.wants(event):
             self.hub.publish(
                 event,
                 sid,

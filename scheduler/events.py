@@ -1,8 +1,9 @@
 """Events for live views (SSE), metrics and alerts.
 
-Publishing is free when nobody listens: producers check :attr:`Hub.active` before building an
-event. Each subscriber has a bounded queue; one that falls behind is dropped and told so, so a
-slow client can never grow the daemon's memory. A bounded ring of recent events lets an SSE
+Publishing is free when nobody listens: producers ask :meth:`Hub.wants` before building an
+event (an in-process listener names the types it wants; a live stream wants them all). Each
+subscriber has a bounded queue; one that falls behind is dropped and told so, so a slow client
+can never grow the daemon's memory. A bounded ring of recent events lets an SSE
 client resume with ``Last-Event-ID``.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import msgspec
@@ -75,12 +76,19 @@ class Hub:
         self._subs: set[Subscription] = set()
         self._listeners: list[Callable[[Event], None]] = []
         self._queue_size = queue_size
-        self.active = False
+        self._wanted: set[str] = set()
+        self.active = False  # a stream was opened: every event goes into the resume ring
 
-    def listen(self, callback: Callable[[Event], None]) -> None:
-        """An in-process consumer (metrics, alerts) called synchronously for every event."""
+    def listen(
+        self, callback: Callable[[Event], None], types: Collection[str] = EVENT_TYPES
+    ) -> None:
+        """An in-process consumer (alerts) called synchronously for events of ``types``."""
         self._listeners.append(callback)
-        self.active = True
+        self._wanted.update(types)
+
+    def wants(self, type_: str) -> bool:
+        """Whether an event of ``type_`` has anyone to go to (else producers skip it)."""
+        return self.active or type_ in self._wanted
 
     def subscribe(self, job_id: str | None = None, *, last_id: int | None = None) -> Subscription:
         sub = Subscription(self, job_id, self._queue_size)

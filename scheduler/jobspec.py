@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import functools
 import re
 from collections.abc import Callable, Collection, Mapping
 from datetime import date, datetime, time
@@ -178,7 +179,9 @@ def unknown_key(field: str, key: str, known: Collection[str]) -> InvalidInput:
     return InvalidInput(f"{field}: unknown key{hint}", field=field)
 
 
+@functools.cache
 def _camel(snake: str) -> str:
+    # Cached: the key names are a small fixed set, and every API request spells ~30 of them.
     head, *rest = snake.split("_")
     return head + "".join(part.title() for part in rest)
 

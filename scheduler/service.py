@@ -223,7 +223,7 @@ class JobService:
         """Store a job made by :meth:`build`; returns once it is durable."""
         job = self.store.put(job)
         await self.store.commit()
-        if self.hub.active:
+        if self.hub.wants("job-created"):
             self.hub.publish("job-created", ids.encode(job.id), job_json(job))
         return job
 
@@ -285,7 +285,7 @@ class JobService:
                     completed=self.clock.time(),
                 )
             )
-            if self.hub.active:
+            if self.hub.wants("job-cancelled"):
                 self.hub.publish("job-cancelled", job_id, {"outcome": "cancelled"})
         await self.store.commit()
         return job
@@ -404,7 +404,7 @@ class JobService:
         if self.store.paused != paused:
             self.engine.set_paused(paused)
         await self.store.commit()
-        if self.hub.active:
+        if self.hub.wants("scheduler-status"):
             self.hub.publish("scheduler-status", None, {"paused": paused, "isRunning": not paused})
 
     async def clean(self, statuses: Collection[JobStatus], older_than: float) -> int:
