@@ -34,7 +34,7 @@ from scheduler.executors.python import PythonExecutor
 from scheduler.jobspec import JobDefaults, JobSpec, parse_job_input
 from scheduler.model import FINISHED, Job, JobStatus, Source
 from scheduler.reload import keep_persistence, persistence_notes
-from scheduler.service import JobService
+from scheduler.service import JobService, definition
 from scheduler.store import Store
 from scheduler.views import iso
 
@@ -315,21 +315,9 @@ class Scheduler:
 
     async def _install_static_jobs(self) -> None:
         """Config [[jobs]] and library-scheduled tasks, matched to stored jobs by name."""
-        wanted: dict[str, tuple[JobSpec, Source]] = {}
-        for static in self.config.jobs:
-            spec = JobSpec(
-                task=static.task,
-                payload=static.payload,
-                schedule=static.schedule,
-                timezone=static.timezone,
-                priority=static.priority,
-                policy=static.policy,
-                workflow_id=static.workflow_id,
-                workflow_name=static.workflow_name,
-                unique_key=static.unique_key,
-                name=static.name,
-            )
-            wanted[static.name] = (spec, Source.CONFIG)
+        wanted: dict[str, tuple[JobSpec, Source]] = {
+            static.name: (static.spec(), Source.CONFIG) for static in self.config.jobs
+        }
         for name, raw in self._library_jobs:
             wanted[name] = (self._spec(raw), Source.LIBRARY)
         await self.sync_static_jobs(wanted)
@@ -417,17 +405,10 @@ class Scheduler:
 
 
 def _same_spec(job: Job, spec: JobSpec) -> bool:
-    return (
-        job.task == spec.task
-        and job.payload == spec.payload
-        and job.schedule == spec.schedule
-        and job.timezone == spec.timezone
-        and job.priority is spec.priority
-        and job.policy == spec.policy
-        and job.workflow_id == spec.workflow_id
-        and job.workflow_name == spec.workflow_name
-        and job.unique_key == spec.unique_key
-    )
+    """Whether the stored job already is what ``spec`` defines (then a start or reload
+    leaves it, and its schedule, alone)."""
+    wanted = definition(spec, spec.task or job.task)
+    return all(getattr(job, key) == value for key, value in wanted.items())
 
 
 def _runtime(executor: Any, task: TaskConfig) -> TaskRuntime:

@@ -269,6 +269,16 @@ async def create_jobs(daemon: DaemonProcess, n: int, label: str = "j") -> dict[s
     return acked
 
 
+async def with_jobs(
+    tmp_path: Path, daemons: list[DaemonProcess], count: int
+) -> tuple[DaemonProcess, dict[str, str]]:
+    """A started daemon (fsync "always") holding ``count`` acknowledged jobs."""
+    daemon = DaemonProcess(tmp_path, NOOP_TASK, fsync="always")
+    daemons.append(daemon)
+    await daemon.start()
+    return daemon, await create_jobs(daemon, count)
+
+
 async def assert_refused(daemon: DaemonProcess, tmp_path: Path, *expected: str) -> None:
     """``check --state`` and ``run`` both exit 65 naming the damage, and touch no file."""
     before = files_of(daemon.state)
@@ -286,10 +296,7 @@ async def assert_refused(daemon: DaemonProcess, tmp_path: Path, *expected: str) 
 async def test_a_bit_flip_mid_journal_stops_check_and_run_with_65_naming_file_and_offset(
     tmp_path: Path, daemons: list[DaemonProcess]
 ) -> None:
-    daemon = DaemonProcess(tmp_path, NOOP_TASK, fsync="always")
-    daemons.append(daemon)
-    await daemon.start()
-    await create_jobs(daemon, 5)
+    daemon, _ = await with_jobs(tmp_path, daemons, 5)
     await daemon.kill()
     [segment] = daemon.state.glob("journal-*.log")
     data = bytearray(segment.read_bytes())
@@ -301,10 +308,7 @@ async def test_a_bit_flip_mid_journal_stops_check_and_run_with_65_naming_file_an
 async def test_a_damaged_snapshot_without_an_older_generation_stops_check_and_run(
     tmp_path: Path, daemons: list[DaemonProcess]
 ) -> None:
-    daemon = DaemonProcess(tmp_path, NOOP_TASK, fsync="always")
-    daemons.append(daemon)
-    await daemon.start()
-    await create_jobs(daemon, 5)
+    daemon, _ = await with_jobs(tmp_path, daemons, 5)
     assert await daemon.stop() == 0  # the final snapshot is the only generation
     [snapshot] = daemon.state.glob("snapshot-*.snap")
     data = bytearray(snapshot.read_bytes())
@@ -316,10 +320,7 @@ async def test_a_damaged_snapshot_without_an_older_generation_stops_check_and_ru
 async def test_check_passes_a_healthy_state_directory(
     tmp_path: Path, daemons: list[DaemonProcess]
 ) -> None:
-    daemon = DaemonProcess(tmp_path, NOOP_TASK, fsync="always")
-    daemons.append(daemon)
-    await daemon.start()
-    await create_jobs(daemon, 3)
+    daemon, _ = await with_jobs(tmp_path, daemons, 3)
     await daemon.kill()
     before = files_of(daemon.state)
     code, out = await run_cli(
@@ -333,10 +334,7 @@ async def test_check_passes_a_healthy_state_directory(
 async def test_a_torn_last_record_is_cut_with_a_broken_copy_and_the_daemon_starts(
     tmp_path: Path, daemons: list[DaemonProcess]
 ) -> None:
-    daemon = DaemonProcess(tmp_path, NOOP_TASK, fsync="always")
-    daemons.append(daemon)
-    await daemon.start()
-    acked = await create_jobs(daemon, 4)
+    daemon, acked = await with_jobs(tmp_path, daemons, 4)
     await daemon.kill()
     [segment] = daemon.state.glob("journal-*.log")
     whole = segment.read_bytes()
