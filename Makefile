@@ -3,15 +3,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.toml
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run install test system-packages lint typecheck bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# The test extras include the package itself: after `make test` there is nothing to install.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
-	touch $@
+	@if [ $(VENV)/.installed-test -nt pyproject.toml ]; then \
+	    echo "$(VENV) has the scheduler (installed with the test extras)"; \
+	else \
+	    echo "$(BIN)/pip install -q -e ."; $(BIN)/pip install -q -e .; \
+	fi
+	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
@@ -21,8 +26,17 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test,bench]'
 	touch $@
 
+# .venv with the scheduler in it, and nothing else: after this, .venv/bin/scheduler exists.
+install: $(VENV)/.installed
+
+# The daemon in the foreground (Ctrl-C stops it). Another file: make run CONFIG=mine.toml
 run: $(VENV)/.installed
 	$(BIN)/scheduler run -c $(CONFIG)
+
+# Chromium, systemd-analyze, PostgreSQL and zsh: installed when this is root on Debian,
+# otherwise a stop at once with the command to run (before minutes of tests, not after).
+system-packages:
+	sh .ci/system-packages
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check scheduler tests bench
@@ -31,7 +45,7 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy scheduler
 
-test: lint typecheck
+test: system-packages lint typecheck
 	$(BIN)/pytest -n 2 -q
 
 bench: $(VENV)/.installed-bench

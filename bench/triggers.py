@@ -12,7 +12,8 @@ APScheduler runs the same cron expressions through
 
 Rates are per second of this process's CPU time (best of ROUNDS), so that other work on the
 machine does not skew the comparison; on an idle machine that is also wall time. A ``repeat``
-with interval 1 runs on cron's matcher, others on dateutil (see scheduler/triggers/repeat.py).
+with interval 1 runs on cron's matcher, others on the bounded RRULE evaluator (see
+scheduler/triggers/repeat.py).
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ Exit status follows sysexits(3): 0 when the file is good, ``EX_CONFIG`` (78) wit
 problem otherwise, so an operator (or ``ExecStartPre=``) sees every mistake in one go. With
 ``--state DIR`` the state directory is verified too, read only, exactly as a start would read it:
 damage is reported naming the file and byte offset with ``EX_DATAERR`` (65), the code
-``scheduler run`` exits with on the same directory.
+``scheduler run`` exits with on the same directory. ``--state`` alone (no ``-c``) checks only the
+state directory. A directory in use by a running scheduler is still checked (read only, it
+never takes the lock) and the output says which pid holds it.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from pathlib import Path
 from scheduler.clock import SystemClock, to_datetime
 from scheduler.config import StaticJob, load_config
 from scheduler.durations import format_duration
-from scheduler.errors import ConfigError, CorruptState
+from scheduler.errors import ConfigError, CorruptState, PersistenceError
 from scheduler.model import Schedule
 from scheduler.persistence.recovery import state_error
+from scheduler.persistence.statelock import holder
 from scheduler.preview import upcoming
 from scheduler.schedules import load_zone
 from scheduler.triggers import compile_schedule
@@ -27,11 +30,21 @@ EX_DATAERR = 65
 PREVIEW_RUNS = 5
 
 
-def check_command(config_path: str, *, state: str | None) -> int:
-    """Print ``ok: FILE`` and each static job's next runs (exit 0), or the problems (exit 78).
+def check_command(config_path: str | None, *, state: str | None) -> int:
+    """Check the config file, the state directory, or both (see the module docstring).
 
-    ``state``: also verify that state directory (see the module docstring); exit 65 on damage.
+    ``config_path``: print ``ok: FILE`` and each static job's next runs, or the problems
+    (exit 78). ``state``: then verify that state directory; exit 65 on damage.
     """
+    if config_path is not None:
+        code = check_config(config_path)
+        if code != 0:
+            return code
+    return 0 if state is None else check_state(Path(state))
+
+
+def check_config(config_path: str) -> int:
+    """Print ``ok: FILE`` and each static job's next runs (exit 0), or the problems (exit 78)."""
     try:
         config = load_config(config_path)
     except ConfigError as exc:
@@ -44,17 +57,34 @@ def check_command(config_path: str, *, state: str | None) -> int:
         print(f"{job.name}: {describe_schedule(job.schedule)} in {job.timezone}, task {job.task}")
         for line in preview_lines(job, now):
             print(f"  {line}")
-    return 0 if state is None else check_state(Path(state))
+    return 0
 
 
 def check_state(directory: Path) -> int:
     """Verify a state directory without writing to it: 0, 65 on damage, 78 if unusable."""
+    in_use = _report_holder(directory)
     error = state_error(directory)
+    if error is not None and in_use:
+        # The live scheduler may have rotated or removed a file between our listing and our
+        # read (snapshot cleanup): what is really damaged is still damaged on a second read.
+        error = state_error(directory)
     if error is None:
         print(f"ok: state {directory}")
         return 0
     print(error.message)
     return EX_DATAERR if isinstance(error, CorruptState) else EX_CONFIG
+
+
+def _report_holder(directory: Path) -> bool:
+    """Say whether a running scheduler holds ``directory``; True when one does."""
+    try:
+        in_use, pid = holder(directory)
+    except PersistenceError:
+        return False  # the lock file cannot be read: the state check says what is wrong
+    if in_use:
+        who = f"pid {pid}" if pid is not None else "a process still starting"
+        print(f"state {directory} is in use by a running scheduler ({who}): checked read-only")
+    return in_use
 
 
 def preview_lines(job: StaticJob, now: datetime) -> list[str]:

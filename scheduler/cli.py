@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from scheduler.status_cli import WAIT_TIMEOUT
+
 DEFAULT_CONFIG = "/etc/scheduler/config.toml"
 
 
@@ -17,8 +19,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="config file")
 
     check = sub.add_parser("check", help="validate the config and show the next runs")
-    check.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="config file")
-    check.add_argument("--state", default=None, help="also verify the state directory")
+    check.add_argument(
+        "-c",
+        "--config",
+        default=None,
+        help=f"config file (default {DEFAULT_CONFIG}, unless --state)",
+    )
+    check.add_argument("--state", default=None, help="verify this state directory (read only)")
 
     nxt = sub.add_parser("next", help="preview the run times of a schedule")
     nxt.add_argument("spec", help="cron, '@every 1h', an RRULE, or a JSON schedule object")
@@ -29,7 +36,27 @@ def _parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="show the status of a running daemon")
     status.add_argument("--url", default="http://127.0.0.1:8080", help="daemon base URL")
+    status.add_argument(
+        "--wait", action="store_true", help="first wait until the daemon is ready (/healthz)"
+    )
+    status.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=WAIT_TIMEOUT,
+        help=f"with --wait: give up after this long (default {WAIT_TIMEOUT:g}s; 90s, 2m...)",
+    )
     return parser
+
+
+def _seconds(text: str) -> float:
+    """A duration argument (``30``, ``90s``, ``2m``) as seconds; argparse reports errors."""
+    from scheduler.durations import parse_duration
+    from scheduler.errors import InvalidInput
+
+    try:
+        return parse_duration(text, field="--timeout")
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(exc.message.removeprefix("--timeout: ")) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,7 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         from scheduler.check import check_command
 
-        return check_command(args.config, state=args.state)
+        config = args.config
+        if config is None and args.state is None:
+            config = DEFAULT_CONFIG  # `check --state DIR` alone checks only the directory
+        return check_command(config, state=args.state)
     if args.command == "run":
         from scheduler.daemon import run_command
 
@@ -49,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "status":
         from scheduler.status_cli import status_command
 
-        return status_command(args.url)
+        return status_command(args.url, wait=args.timeout if args.wait else None)
     return 2  # pragma: no cover - argparse rejects unknown commands first
 
 

@@ -25,13 +25,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from scheduler.errors import ConfigError, ExecutorError, InvalidInput, SchedulerError
-from scheduler.executors.python import resolve_callable
-from scheduler.jobspec import (
-    RETRY_CHECKS,
+from scheduler.checks import (
     Check,
-    JobDefaults,
-    JobSpec,
     choice,
     expect_bool,
     expect_choice,
@@ -44,11 +39,12 @@ from scheduler.jobspec import (
     expect_str_map,
     expect_table,
     invalid,
-    merge_retry,
     read_keys,
-    unknown_key,
-    validate_job_input,
+    unknown_keys,
 )
+from scheduler.errors import ConfigError, ExecutorError, InvalidInput, SchedulerError
+from scheduler.executors.python import resolve_callable
+from scheduler.jobspec import RETRY_CHECKS, JobDefaults, JobSpec, merge_retry, validate_job_input
 from scheduler.model import Policy, Priority, RetryPolicy, Schedule
 from scheduler.schedules import load_zone
 
@@ -77,6 +73,12 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 8080
     token_env: str | None = "SCHEDULER_API_TOKEN"  # noqa: S105 - a variable's name, not a secret
     cors_origins: tuple[str, ...] = ()
+    #: Routes other sites may read with CORS (``cors_origins``): the status card by default.
+    cors_routes: tuple[str, ...] = ("/api/scheduler",)
+    idle_timeout: float = 15.0  # an idle keep-alive connection is closed after this
+    header_timeout: float = 10.0  # a request's headers, then its body, must arrive within this
+    max_connections: int = 1024  # open connections; kept below the open-files limit
+    max_streams: int = 100  # live event streams (SSE); past it 503 with Retry-After
 
 
 class SchedulerConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -182,6 +184,10 @@ def load_config(path: str | os.PathLike[str], *, known_tasks: Collection[str] = 
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([syntax_problem(source, text, exc)]) from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays and tables
+        raise ConfigError(
+            [f"{source}: expected arrays and tables nested a few levels deep, got too many"]
+        ) from None
     base_dir = file.absolute().parent
     config = parse_config(data, source=source, known_tasks=known_tasks, base_dir=base_dir)
     return msgspec.structs.replace(config, path=str(file.absolute()))
@@ -245,7 +251,7 @@ class _Loader:
         self.problems: list[InvalidInput] = []
 
     def load(self, data: Mapping[str, Any], known_tasks: Collection[str]) -> Config:
-        self.problems.extend(unknown_key(key, key, SECTIONS) for key in data if key not in SECTIONS)
+        self.problems.extend(unknown_keys(data, SECTIONS, "", where="(top level)"))
         scheduler = SchedulerConfig(**self.section(data, "scheduler", _SCHEDULER))
         retry, timeout = self.retry(data)
         persistence = PersistenceConfig(**self.section(data, "persistence", _PERSISTENCE))
@@ -257,7 +263,7 @@ class _Loader:
         names = set(raw_tasks if isinstance(raw_tasks, Mapping) else ()) | set(known_tasks)
         defaults = JobDefaults(timezone=scheduler.timezone, retry=retry, timeout=timeout)
         return Config(
-            server=ServerConfig(**self.section(data, "server", _SERVER)),
+            server=self.server(data),
             scheduler=scheduler,
             retry=retry,
             default_timeout=timeout,
@@ -266,6 +272,15 @@ class _Loader:
             jobs=self.jobs(data.get("jobs", []), defaults, names),
             alerts=AlertsConfig(**self.section(data, "alerts", _ALERTS)),
         )
+
+    def server(self, data: Mapping[str, Any]) -> ServerConfig:
+        server = ServerConfig(**self.section(data, "server", _SERVER))
+        try:
+            _check_server(server)
+        except InvalidInput as exc:
+            self.problems.append(exc)
+            return ServerConfig()
+        return server
 
     def section(
         self, data: Mapping[str, Any], name: str, checks: Mapping[str, Check]
@@ -337,8 +352,6 @@ class _Loader:
         values: dict[str, Any] = {}
         for key, item in table.items():
             field = f"{prefix}{key}"
-            if key == "kind":
-                continue
             if key in own:
                 try:
                     values[key] = own[key](item, field)
@@ -349,8 +362,8 @@ class _Loader:
                 self.problems.append(
                     InvalidInput(f"{field}: applies to {owner} tasks only, not {kind}", field=field)
                 )
-            else:
-                self.problems.append(unknown_key(field, key, ["kind", *own]))
+        others = (key for key in table if key not in _ALL_TASK_KEYS)  # named above
+        self.problems.extend(unknown_keys(others, ["kind", *own], prefix))
         if kind is not None:
             self.require(table, kind, prefix)
         return values
@@ -421,6 +434,8 @@ def _json_values(value: object) -> Any:
 
 # --- key checks --------------------------------------------------------------------------------
 
+#: Largest ``max_response_bytes``: a webhook's reply is kept with every run in the history.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _TASK_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -479,6 +494,30 @@ def _origins(value: object, field: str) -> tuple[str, ...]:
             raise invalid(f"{field}[{i}]", "'*' or an origin like 'http://host:3000'", given)
         origins.append(origin)
     return tuple(origins)
+
+
+def _paths(value: object, field: str) -> tuple[str, ...]:
+    paths = expect_str_list(value, field)
+    for i, path in enumerate(paths):
+        if not path.startswith("/"):
+            raise invalid(f"{field}[{i}]", "a route path starting with '/'", path)
+    return paths
+
+
+def _duration_at_most(value: object, field: str, most: float) -> float:
+    seconds = expect_duration(value, field)
+    if seconds > most:
+        raise invalid(field, f"a duration of at most {most:g} s", value)
+    return seconds
+
+
+def _check_server(server: ServerConfig) -> None:
+    if server.max_streams >= server.max_connections:
+        raise InvalidInput(
+            f"server.max_streams: expected fewer than server.max_connections "
+            f"({server.max_connections}), got {server.max_streams}",
+            field="server.max_streams",
+        )
 
 
 def _method(value: object, field: str) -> str:
@@ -550,6 +589,11 @@ _SERVER: dict[str, Check] = {
     "port": lambda value, field: expect_int(value, field, minimum=1, maximum=65535),
     "token_env": _token_env,
     "cors_origins": _origins,
+    "cors_routes": _paths,
+    "idle_timeout": lambda value, field: _duration_at_most(value, field, 3600.0),
+    "header_timeout": lambda value, field: _duration_at_most(value, field, 600.0),
+    "max_connections": lambda value, field: expect_int(value, field, minimum=16, maximum=65536),
+    "max_streams": lambda value, field: expect_int(value, field, minimum=1, maximum=65535),
 }
 _SCHEDULER: dict[str, Check] = {
     "timezone": _zone,
@@ -586,7 +630,9 @@ _TASK_KEYS: dict[TaskKind, dict[str, Check]] = {
         "url": _http_url,
         "method": _method,
         "headers": _headers,
-        "max_response_bytes": _at_least(1),
+        "max_response_bytes": lambda value, field: expect_int(
+            value, field, minimum=1, maximum=MAX_RESPONSE_BYTES
+        ),
     },
     TaskKind.COMMAND: {
         "argv": _argv,

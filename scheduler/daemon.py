@@ -23,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import signal
 import sys
+from collections.abc import Mapping
 from typing import Any, Final
 
 from aiohttp import web
@@ -35,8 +37,10 @@ from scheduler.api.app import create_app
 from scheduler.api.keys import SETTINGS, DaemonState, Phase
 from scheduler.api.metrics import METRICS
 from scheduler.api.security import check_bind, read_token
+from scheduler.api.server import BACKLOG, GuardedRunner, ServerLimits, throttle_accept_errors
 from scheduler.config import Config, load_config
 from scheduler.errors import ConfigError, CorruptState, PersistenceError, SchedulerError
+from scheduler.executors import task_secrets
 from scheduler.ids import encode
 from scheduler.library import Scheduler
 from scheduler.logs import log_run, setup_logging
@@ -68,9 +72,11 @@ class Daemon:
         environ: dict[str, str] | None = None,
         token: str | None = None,
         status_every: float = STATUS_EVERY,
+        limits: ServerLimits | None = None,
     ) -> None:
         self.config = config
         self.token = token
+        self.limits = limits or server_limits(config)
         # Kept whole (the token variable included) so a reload can read the token again;
         # the library keeps that variable out of every job's environment.
         self.environ = dict(os.environ if environ is None else environ)
@@ -139,10 +145,8 @@ class Daemon:
         use, damaged state) is raised as itself once the background tasks are stopped."""
         loop = asyncio.get_running_loop()
         self._install_signals(loop)
-        self._app = create_app(self.sched, self.state, token=self.token)
-        runner = web.AppRunner(
-            self._app, handle_signals=False, access_log=None, shutdown_timeout=5.0
-        )
+        throttle_accept_errors(loop)
+        runner = self._runner()
         await runner.setup()
         failure: SchedulerError | OSError | None = None
         try:
@@ -166,9 +170,39 @@ class Daemon:
             raise failure
         return EX_SOFTWARE if self.engine_failure is not None else 0
 
+    def _runner(self) -> GuardedRunner:
+        """The app behind the bounded HTTP edge (see :mod:`scheduler.api.server`)."""
+        limits = self.limits
+        self._app = create_app(
+            self.sched,
+            self.state,
+            token=self.token,
+            max_streams=limits.max_streams,
+            cors_routes=limits.cors_routes,
+        )
+        runner = GuardedRunner(
+            self._app,
+            limits=limits,
+            nofile=soft_nofile(),
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=5.0,
+        )
+        cap = runner.guard.max_connections
+        if cap < limits.max_connections:
+            log.warning(
+                "server.max_connections %d lowered to %d to stay under the open-file limit"
+                " (raise LimitNOFILE to allow more)",
+                limits.max_connections,
+                cap,
+            )
+        return runner
+
     async def _serve(self, group: asyncio.TaskGroup, runner: web.AppRunner) -> None:
         server = self.config.server
-        await web.TCPSite(runner, server.host, server.port, reuse_address=True).start()
+        await self.sched.claim_state()  # one daemon per state directory: refused before the port
+        site = web.TCPSite(runner, server.host, server.port, reuse_address=True, backlog=BACKLOG)
+        await site.start()
         self._listening = True
         await self._recover(group)
         self.alerter.start()
@@ -303,7 +337,7 @@ class Daemon:
         if token != self.token:
             rest = "" if summary == "nothing changed" else f"; {summary}"
             summary = f"API token replaced{rest}"
-        self._apply_daemon(old, new, token)
+        self._apply_daemon(new, token)
         self.config = new
         for note in notes:
             log.warning("reload: %s", note)
@@ -328,14 +362,20 @@ class Daemon:
         )
         return False
 
-    def _apply_daemon(self, old: Config, new: Config, token: str | None) -> None:
+    def _apply_daemon(self, new: Config, token: str | None) -> None:
         """The parts of a reload that live outside the library: API guard, alerts, logs."""
-        self._update_settings(token=token, cors_origins=tuple(new.server.cors_origins))
+        limits = server_limits(new)  # the stream cap and CORS routes apply at once
+        self._update_settings(
+            token=token,
+            cors_origins=tuple(new.server.cors_origins),
+            cors_routes=limits.cors_routes,
+            max_streams=limits.max_streams,
+        )
         self.alerter.reconfigure(new.alerts)
-        if token != self.token or new.scheduler.log_format != old.scheduler.log_format:
-            # The old token stays redacted too: it may still be in a client's retry loop.
-            secrets = [t for t in (token, self.token) if t]
-            setup_logging(fmt=new.scheduler.log_format, secrets=secrets)
+        # The old token stays redacted too: it may still be in a client's retry loop. Tasks'
+        # secrets (headers, env) are re-read: a reload may have changed them.
+        secrets = log_secrets(new, self.environ, token, self.token)
+        setup_logging(fmt=new.scheduler.log_format, secrets=secrets)
         self.token = token
 
     def _update_settings(self, **changes: Any) -> None:
@@ -358,6 +398,30 @@ class Daemon:
         return None if app is None else app.get(METRICS)
 
 
+def log_secrets(config: Config, environ: Mapping[str, str], *tokens: str | None) -> list[str]:
+    """What the log never shows: the API token(s), and every value the task executors redact
+    from their own results (header credentials, secret-looking env values)."""
+    return [*(t for t in tokens if t), *task_secrets(config.tasks, environ)]
+
+
+def server_limits(config: Config) -> ServerLimits:
+    """The HTTP edge's bounds, from ``[server]``."""
+    server = config.server
+    return ServerLimits(
+        idle_timeout=server.idle_timeout,
+        header_timeout=server.header_timeout,
+        max_connections=server.max_connections,
+        max_streams=server.max_streams,
+        cors_routes=tuple(server.cors_routes),
+    )
+
+
+def soft_nofile() -> int | None:
+    """The soft limit on open files, or None when there is none."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
 def run_command(config_path: str) -> int:
     """``scheduler run -c FILE``: exit 78 on a bad config, 65 on damaged state."""
     try:
@@ -371,7 +435,7 @@ def run_command(config_path: str) -> int:
         return EX_CONFIG
     if config.server.token_env:
         os.environ.pop(config.server.token_env, None)  # nothing started from here inherits it
-    setup_logging(fmt=config.scheduler.log_format, secrets=[token] if token else [])
+    setup_logging(fmt=config.scheduler.log_format, secrets=log_secrets(config, environ, token))
     # A file-size limit must fail a write with EFBIG (answered 507), not kill the process.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:

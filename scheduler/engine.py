@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+import msgspec
 from msgspec.structs import replace
 
 from scheduler.clock import Clock, Timer
@@ -40,11 +41,12 @@ from scheduler.dispatch import (
     FROM_FIRE,
     MANUAL,
     RETRY,
-    Item,
+    Place,
+    QueuedRun,
     ReadyQueue,
     TaskRuntime,
 )
-from scheduler.errors import StorageFull
+from scheduler.errors import InvalidState, JobNotFound, StorageFull
 from scheduler.events import Hub
 from scheduler.executors.base import RunContext
 from scheduler.ids import encode
@@ -61,21 +63,27 @@ from scheduler.model import (
     PutJob,
     Run,
     RunResult,
+    Source,
     fire_id,
 )
 from scheduler.outcomes import SHUTDOWN, SUPERSEDED, interrupted, settle
 from scheduler.schedules import load_zone
 from scheduler.store import Store
-from scheduler.triggers import Trigger, compile_schedule
+from scheduler.triggers import Timeline, Trigger, compile_stored
 
 log = logging.getLogger("scheduler.engine")
 
 _YIELD_EVERY: Final = 64
 _RESULT_CAP: Final = 65536
+_RESULT_DEPTH: Final = 64
+_ENCODER = msgspec.msgpack.Encoder()
 
 
 @dataclass(slots=True)
 class ActiveRun:
+    """A run from the moment a worker took it (before its start is journalled, so cancel,
+    delete and the overlap policy see it at once) until its end is recorded."""
+
     job_id: int
     fire: float
     attempt: int
@@ -84,6 +92,7 @@ class ActiveRun:
     scope: asyncio.Timeout | None = None
     cancel_reason: str | None = None
     done: asyncio.Future[Run] | None = None  # made on demand: most runs have no waiter
+    waiter: asyncio.Future[Run] | None = None  # the ``?wait=true`` of a run-now
 
     def ended(self) -> asyncio.Future[Run]:
         """A future that resolves with this run's record when it ends."""
@@ -121,9 +130,13 @@ class Engine:
         self.listeners: list[RunListener] = []
         self.running: dict[int, list[ActiveRun]] = {}
         self.stopping = False
-        self.queue = ReadyQueue(clock, tasks, self._wake_workers)
+        self.queue = ReadyQueue(
+            clock, tasks, self._wake_workers, limit=max_concurrency, on_drop=self._dropped
+        )
         self._watchers: dict[int, list[asyncio.Future[Run]]] = {}
         self._buffered: dict[int, float] = {}
+        self._after: dict[int, asyncio.Future[Run]] = {}  # run-now waiting (buffer_one)
+        self._record_waiters: dict[int, list[asyncio.Future[Run]]] = {}
         self._held: set[int] = set()
         self._expiry: list[tuple[float, int]] = []
         self._triggers: dict[int, tuple[Job, Trigger]] = {}
@@ -142,12 +155,16 @@ class Engine:
         self._stopped = asyncio.Event()
         self.stopping = False
         retention = self.retention
-        self._expiry = [
-            ((job.completed or job.created) + retention, job.id)
-            for job in self.store.jobs.values()
-            if _expires(job)
-        ]
+        self._expiry = []
+        ended = []
+        for job in self.store.jobs.values():
+            if _expires(job):
+                self._expiry.append(((job.completed or job.created) + retention, job.id))
+            elif job.scheduled is None and job.status is JobStatus.PENDING and job.fire is None:
+                ended.append(job)  # a rule that ended before this version finished such jobs
         heapq.heapify(self._expiry)
+        for job in ended:
+            self._finish_ended(job, self.clock.time())
         async with asyncio.TaskGroup() as group:
             self._group = group
             self._workers = [group.create_task(self._worker()) for _ in range(self.max_concurrency)]
@@ -203,6 +220,7 @@ class Engine:
     def set_concurrency(self, limit: int) -> None:
         """Change ``max_concurrency`` at run time (reload): add or retire workers."""
         self.max_concurrency = limit
+        self.queue.limit = limit
         group = self._group
         if group is None:
             return
@@ -269,6 +287,8 @@ class Engine:
                 pushed += 1
             elif job.type is JobType.RECURRING:
                 pushed += self._plan_recurring(job, now)
+            elif self.busy(job.id):
+                self._held.add(job.id)  # a run-now of it is in flight: its own run comes after
             elif plan_one_off(job.scheduled or now, now, job.policy.misfire):
                 self.queue.push(job, job.scheduled or now, DUE)
                 pushed += 1
@@ -294,11 +314,13 @@ class Engine:
         assert job.scheduled is not None
         plan = plan_fire(job.scheduled, now, self._next_fn(job), job.policy.misfire)
         if plan.missed_count and plan.missed_first is not None and plan.missed_last is not None:
-            self._record_missed(job, plan.missed_first, plan.missed_last, plan.missed_count, now)
+            self._record_missed(
+                job, plan.missed_first, plan.missed_last, plan.missed_count, now, exact=plan.exact
+            )
         if plan.run is None:
-            self._put(replace(job, scheduled=plan.next))
+            self._reschedule(job, plan.next)
             return 0
-        if job.id in self.running and job.policy.overlap is not Overlap.ALLOW:
+        if self.busy(job.id) and job.policy.overlap is not Overlap.ALLOW:
             return self._overlap(job, plan.run, plan.next)
         self.queue.push(job, plan.run, DUE, nxt=plan.next)
         return 1
@@ -308,15 +330,17 @@ class Engine:
         if job.policy.misfire.coalesce is Coalesce.ALL:
             self._held.add(job.id)  # due again as soon as the run in flight ends
             return 0
-        if policy is Overlap.CANCEL_OTHER:
-            for run in self.running.get(job.id, ()):
-                self._cancel_run(run, SUPERSEDED)
         if policy is Overlap.CANCEL_OTHER or (
             policy is Overlap.BUFFER_ONE and job.id not in self._buffered
         ):
             # The new run starts when the one in flight has ended (at once, if cancelled).
             self._buffered[job.id] = fire
-            self._put(replace(job, scheduled=nxt))
+            job = self._reschedule(job, nxt)
+            if policy is Overlap.CANCEL_OTHER:
+                for run in self.running.get(job.id, ()):
+                    self._cancel_run(run, SUPERSEDED)
+                self.queue.drop_job(job.id, job)
+                self._after_runs(job.id)
             return 0
         now = self.clock.time()
         self._record(
@@ -331,11 +355,36 @@ class Engine:
                 ended=now,
             ),
         )
-        self._put(replace(job, scheduled=nxt))
+        self._reschedule(job, nxt)
         return 0
 
-    def _record_missed(self, job: Job, first: float, last: float, count: int, now: float) -> None:
-        what = f"{count} run{'s' if count > 1 else ''} missed"
+    def _reschedule(self, job: Job, nxt: float | None) -> Job:
+        """Set a recurring job's next instant. A rule that has ended (``nxt`` None) finishes
+        the job once no run of it is in flight: ``completed``, or ``failed`` when its last run
+        failed (a run in flight settles it when it ends)."""
+        if nxt is None and job.id not in self.running and job.status is JobStatus.PENDING:
+            return self._finish_ended(job, self.clock.time())
+        return self._put(replace(job, scheduled=nxt))
+
+    def _finish_ended(self, job: Job, now: float) -> Job:
+        status = JobStatus.FAILED if job.error is not None else JobStatus.COMPLETED
+        done = self._put(replace(job, status=status, scheduled=None, fire=None, completed=now))
+        self._note_finished(done)
+        event = "job-failed" if status is JobStatus.FAILED else "job-completed"
+        if self.hub.wants(event):
+            self.hub.publish(
+                event,
+                encode(job.id),
+                {"outcome": "ended", "attempt": job.attempt, "error": job.error, "final": True},
+            )
+        return done
+
+    def _record_missed(
+        self, job: Job, first: float, last: float, count: int, now: float, *, exact: bool = True
+    ) -> None:
+        """One record for a group of missed occurrences; an inexact count (too many to count
+        within the budget, see :mod:`scheduler.misfire`) is stated as "at least"."""
+        what = f"{'' if exact else 'at least '}{count} run{'s' if count > 1 else ''} missed"
         span = "" if first == last else f" from {self._iso(job, first)} to {self._iso(job, last)}"
         self._record(
             job,
@@ -361,7 +410,7 @@ class Engine:
             if not fut.done():
                 fut.set_result(None)
 
-    def _take(self) -> tuple[Item, Job] | None:
+    def _take(self) -> tuple[QueuedRun, Job, Place] | None:
         if self.stopping or self.store.paused:
             return None
         return self.queue.take(self.store.jobs)
@@ -388,36 +437,50 @@ class Engine:
 
     # --- running -------------------------------------------------------------------------
 
+    def busy(self, job_id: int) -> bool:
+        """Whether a run of the job is in flight, starting, or waiting in the queue: what the
+        overlap policy and run-now count as "still running"."""
+        return job_id in self.running or self.queue.queued(job_id) > 0
+
     def _plan_start(
-        self, item: Item, job: Job, now: float
+        self, queued: QueuedRun, job: Job, now: float
     ) -> tuple[float, int, float | None] | None:
         """``(fire, attempt, next scheduled instant)`` for a run about to start, or None when
         the job changed while it waited for a slot (modified, cancelled, paused)."""
-        _, _, _, _, kind, fire, expect, _, planned = item
+        kind = queued.kind
+        live = job.status is JobStatus.PENDING or job.status is JobStatus.RUNNING
         recurring = job.schedule.type is JobType.RECURRING
         if kind == MANUAL:
-            return now, 1, job.scheduled if recurring else None
+            # Outside the schedule, which stays as it was (a one-off keeps its own run too).
+            return (now, 1, job.scheduled) if live else None
         if kind == BUFFERED:
-            return fire, 1, job.scheduled
-        if job.status not in (JobStatus.PENDING, JobStatus.RUNNING) or job.scheduled != expect:
+            return (queued.fire, 1, job.scheduled) if live else None
+        if not live or job.scheduled != queued.expect:
             return None
-        if expect is not None and expect > now:  # a timer fired early: never start early
+        if queued.expect is not None and queued.expect > now:  # a timer fired early
             self.store.requeue(job)
             return None
         if not recurring:
             nxt = None
-        elif planned == FROM_FIRE:
-            nxt = self._next_after(job, fire)
+        elif queued.nxt == FROM_FIRE:
+            nxt = self._next_after(job, queued.fire)
         else:
-            nxt = planned
-        return fire, job.attempt + 1 if kind == RETRY else 1, nxt
+            nxt = queued.nxt
+        return queued.fire, job.attempt + 1 if kind == RETRY else 1, nxt
 
-    async def _start(self, item: Item, job: Job) -> None:
+    async def _start(self, queued: QueuedRun, job: Job, place: Place) -> None:
         now = self.clock.time()
-        plan = self._plan_start(item, job, now)
+        plan = self._plan_start(queued, job, now)
         if plan is None:
+            self.queue.release(place, started=False)
+            self._dropped(queued, self.store.jobs.get(job.id))
+            self._after_runs(job.id)
             return
         fire, attempt, nxt = plan
+        # Registered before the first await: from here on a cancel, a delete or the overlap
+        # policy sees this run, even while its start is being made durable.
+        run = ActiveRun(job.id, fire, attempt, now, queued.kind == MANUAL, waiter=queued.waiter)
+        self.running.setdefault(job.id, []).append(run)
         started = replace(
             job,
             status=JobStatus.RUNNING,
@@ -432,21 +495,85 @@ class Engine:
             job = self._put(started)
             await self.store.commit()  # the start is durable before the side effect
         except StorageFull:
-            log.warning(
-                "job %s: cannot record its start, the disk is full; retrying in 5 s", encode(job.id)
-            )
-            self.clock.call_at(now + 5.0, lambda: self.queue.put_back(item))
+            self._unregister(run)
+            self.queue.release(place, started=False)
+            self._start_refused(queued, job, run, now)
             return
-        run = ActiveRun(job.id, fire, attempt, now, item[4] == MANUAL, done=item[7])
-        self.running.setdefault(job.id, []).append(run)
-        slots = self.queue.start(job.task)
         if self.hub.wants("job-started"):
             self.hub.publish("job-started", encode(job.id), {"attempt": attempt, "fire": fire})
         try:
-            result = await self._execute(job, run)
+            if run.cancel_reason is not None:  # cancelled while its start was journalled
+                result = _cancelled(run.cancel_reason)
+            else:
+                result = await self._execute(job, run)
         finally:
-            self.queue.end(slots)
-        self._finish(job.id, run, result)
+            self.queue.release(place)
+        await self._finish(job.id, run, result)
+
+    def _start_refused(self, queued: QueuedRun, job: Job, run: ActiveRun, now: float) -> None:
+        """The disk refused the start record: nothing ran. Try again in 5 s, unless the run
+        was cancelled meanwhile (its canceller is told it ended)."""
+        if run.done is not None and not run.done.done():
+            run.done.set_result(
+                Run(job_id=job.id, fire=run.fire, attempt=run.attempt, outcome=Outcome.CANCELLED)
+            )
+        if run.cancel_reason is not None:
+            self._dropped(queued, job)
+            return
+        log.warning(
+            "job %s: cannot record its start, the disk is full; retrying in 5 s", encode(job.id)
+        )
+        self.clock.call_at(now + 5.0, lambda: self.queue.put_back(queued, job))
+
+    def _unregister(self, run: ActiveRun) -> None:
+        runs = self.running.get(run.job_id, [])
+        if run in runs:
+            runs.remove(run)
+        if not runs:
+            self.running.pop(run.job_id, None)
+
+    def _dropped(self, queued: QueuedRun, job: Job | None) -> None:
+        """A queued run will not start (its job was deleted, cancelled, paused or changed):
+        a ``?wait=true`` caller is told so instead of waiting for ever."""
+        if queued.waiter is not None:
+            self._tell_not_started(queued.waiter, queued.job_id, job)
+
+    @staticmethod
+    def _tell_not_started(waiter: asyncio.Future[Run], job_id: int, job: Job | None) -> None:
+        if waiter.done():
+            return
+        sid = encode(job_id)
+        if job is None:
+            waiter.set_exception(JobNotFound(sid))
+        else:
+            waiter.set_exception(
+                InvalidState(f"job {sid} is {job.status}: its run did not start", field="status")
+            )
+
+    def _after_runs(self, job_id: int) -> None:
+        """Once a job has no run in flight or queued: start the occurrence its overlap policy
+        held back (buffer_one, cancel_other), or look at it again (coalesce=all, a one-off
+        whose time came while a run-now of it ran)."""
+        if self.stopping or self.busy(job_id):
+            return
+        buffered = self._buffered.pop(job_id, None)
+        job = self.store.jobs.get(job_id)
+        if job is None:
+            self._held.discard(job_id)
+            return
+        after = self._after.pop(job_id, None)
+        if after is not None and not after.done():
+            if job.status is JobStatus.PENDING or job.status is JobStatus.RUNNING:
+                self.queue.push(job, self.clock.time(), MANUAL, waiter=after)
+                self._wake_workers()
+            else:
+                self._tell_not_started(after, job_id, job)
+        if buffered is not None:
+            self.queue.push(job, buffered, BUFFERED)
+            self._wake_workers()
+        elif job_id in self._held:
+            self._held.discard(job_id)
+            self.store.requeue(job)
 
     async def _execute(self, job: Job, run: ActiveRun) -> RunResult:
         runtime = self.tasks.get(job.task)
@@ -471,9 +598,7 @@ class Engine:
                 return await runtime.executor.run(ctx)
         except TimeoutError:
             if run.cancel_reason is not None:
-                return RunResult(
-                    outcome=Outcome.CANCELLED, error=run.cancel_reason, retryable=False
-                )
+                return _cancelled(run.cancel_reason)
             return RunResult(outcome=Outcome.TIMEOUT, error=f"timed out after {timeout:g} s")
         except asyncio.CancelledError:
             raise
@@ -523,13 +648,11 @@ class Engine:
         except StorageFull:
             log.warning("job %s: could not journal its process id (disk full)", encode(job_id))
 
-    def _finish(self, job_id: int, run: ActiveRun, result: RunResult) -> None:
+    async def _finish(self, job_id: int, run: ActiveRun, result: RunResult) -> None:
+        """Record a run's end and the job's new state; once that is durable (the same group
+        commit as everything else), tell whoever waits or listens."""
         now = self.clock.time()
-        runs = self.running.get(job_id, [])
-        if run in runs:
-            runs.remove(run)
-        if not runs:
-            self.running.pop(job_id, None)
+        self._unregister(run)
         outcome = result.outcome
         if run.cancel_reason == SHUTDOWN:
             outcome = Outcome.INTERRUPTED
@@ -542,63 +665,62 @@ class Engine:
             ended=now,
             lateness=None if run.manual else run.started - run.fire,
             error=result.error if outcome is not Outcome.SUCCESS else None,
-            result=_cap(result.result),
+            result=storable_result(result.result),
         )
         job = self.store.jobs.get(job_id)
+        event = None
         if job is not None:
-            self._record(job, record)
-            self._settle(job, run, result, record, now)
-        if run.done is not None and not run.done.done():
-            run.done.set_result(record)
-        for watcher in self._watchers.pop(job_id, ()):
-            if not watcher.done():
-                watcher.set_result(record)
-        buffered = self._buffered.pop(job_id, None)
-        job = self.store.jobs.get(job_id)
-        if job is not None and not self.stopping:
-            if buffered is not None:
-                self.queue.push(job, buffered, BUFFERED)
-                self._wake_workers()
-            if job_id in self._held and job_id not in self.running:
-                self._held.discard(job_id)
-                self.store.requeue(job)
+            self._record(job, record, notify=False)
+            job, event = self._settle(job, run, result, record, now)
+        await self.store.commit()
+        if job is not None:
+            self._notify(job, record)
+            if event is not None and self.hub.wants(event):
+                self.hub.publish(
+                    event,
+                    encode(job_id),
+                    {
+                        "outcome": record.outcome,
+                        "attempt": record.attempt,
+                        "error": record.error,
+                        "final": event != "job-retry",
+                    },
+                )
+        for fut in (run.done, run.waiter, *self._watchers.pop(job_id, ())):
+            if fut is not None and not fut.done():
+                fut.set_result(record)
+        self._after_runs(job_id)
 
-    def _settle(self, job: Job, run: ActiveRun, result: RunResult, record: Run, now: float) -> None:
-        """Store the job's state after a run (see :mod:`scheduler.outcomes`) and tell listeners."""
+    def _settle(
+        self, job: Job, run: ActiveRun, result: RunResult, record: Run, now: float
+    ) -> tuple[Job, str]:
+        """Store the job's state after a run (see :mod:`scheduler.outcomes`); returns it and
+        the event to publish once it is durable."""
         new, event = settle(
             job,
             record,
             result=result,
             cancel_reason=run.cancel_reason,
-            busy=job.id in self.running,
+            busy=job.id in self.running,  # in flight (overlap=allow); queued runs start anew
             now=now,
             rng=self.rng,
         )
-        if job.status is JobStatus.PAUSED and new.status in (JobStatus.PENDING, JobStatus.RUNNING):
-            new = replace(new, status=JobStatus.PAUSED)  # paused during the run: stays paused
-        sid = encode(job.id)
+        if job.status is JobStatus.PAUSED and new.status is not JobStatus.CANCELLED:
+            # Paused during the run: it stays paused. What the run left to do (a retry, the
+            # next occurrence) waits for the resume; a job the run finished finishes then.
+            new = replace(new, status=JobStatus.PAUSED)
         try:
             self._put(new)
         except StorageFull:
             log.error(  # noqa: TRY400 - a full disk needs no traceback
                 "job %s: could not journal the end of its run (disk full); after a restart "
                 "the run counts as interrupted and follows onCrash",
-                sid,
+                encode(job.id),
             )
             self.store.apply(PutJob(new))  # memory stays truthful; only durability lags
         if new.status in FINISHED:
             self._note_finished(new)
-        if self.hub.wants(event):
-            self.hub.publish(
-                event,
-                sid,
-                {
-                    "outcome": record.outcome,
-                    "attempt": record.attempt,
-                    "error": record.error,
-                    "final": event != "job-retry",
-                },
-            )
+        return new, event
 
     async def recover_interrupted(self) -> int:
         """After a crash: every job still marked running had a run in flight. Stop a command
@@ -653,43 +775,101 @@ class Engine:
         self._wake_workers()
         return fut
 
+    def drop_queued(self, job: Job, *, keep_manual: bool) -> None:
+        """The job changed (paused, rescheduled): runs it queued before no longer apply."""
+        self.queue.drop_job(job.id, job, keep_manual=keep_manual)
+
+    def can_run_after(self, job_id: int) -> bool:
+        """Whether :meth:`run_after` takes another run of the job (one waits at a time)."""
+        return job_id not in self._after
+
+    def run_after(self, job: Job) -> asyncio.Future[Run]:
+        """Queue a run-now for when the job's runs in flight and queued have ended
+        (``overlap = buffer_one``); at once if there are none."""
+        if not self.busy(job.id):
+            return self.run_now(job)
+        fut: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
+        self._after[job.id] = fut
+        return fut
+
+    def next_record(self, job_id: int) -> asyncio.Future[Run]:
+        """A future that resolves with the next run recorded for the job: one that finished,
+        or one recorded as not run (missed, skipped). Cancelling it forgets it."""
+        fut: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
+        self._record_waiters.setdefault(job_id, []).append(fut)
+        fut.add_done_callback(lambda done: self._unwatch(job_id, done))
+        return fut
+
+    def _unwatch(self, job_id: int, fut: asyncio.Future[Run]) -> None:
+        waiters = self._record_waiters.get(job_id)
+        if waiters is not None and fut in waiters:
+            waiters.remove(fut)
+            if not waiters:
+                del self._record_waiters[job_id]
+
+    def release_waiters(self, job_id: int, job: Job | None) -> None:
+        """The job will not run again (cancelled, deleted): whoever waits for its next run is
+        told so now."""
+        waiting = [*self._record_waiters.pop(job_id, ()), *self._watchers.pop(job_id, ())]
+        after = self._after.pop(job_id, None)
+        for fut in [*waiting, *([after] if after is not None else [])]:
+            self._tell_not_started(fut, job_id, job)
+
     def next_run_end(self, job_id: int) -> asyncio.Future[Run]:
         """A future that resolves with the next run of the job to finish."""
         fut: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
         self._watchers.setdefault(job_id, []).append(fut)
         return fut
 
-    def cancel_runs(self, job_id: int, reason: str) -> list[asyncio.Future[Run]]:
-        """Stop the job's runs in flight; returns futures that resolve when they have ended."""
+    def cancel_runs(
+        self, job_id: int, reason: str, *, deleting: bool = False
+    ) -> list[asyncio.Future[Run]]:
+        """Stop the job's runs in flight, including one whose start is being journalled, and
+        drop its queued runs; returns futures that resolve when the runs in flight have ended
+        (a run not yet started then never starts). ``deleting``: the job is about to go, so a
+        waiter is told it is not found."""
         out = []
         for run in self.running.get(job_id, ()):
             self._cancel_run(run, reason)
             out.append(run.ended())
         self._buffered.pop(job_id, None)
+        job = None if deleting else self.store.jobs.get(job_id)
+        self.queue.drop_job(job_id, job)
+        after = self._after.pop(job_id, None)
+        if after is not None:
+            self._tell_not_started(after, job_id, job)
         return out
 
     def resume_job(self, job: Job, *, catch_up: bool) -> Job:
         """Resume a paused job. Without ``catch_up`` missed occurrences are skipped silently
-        (the pause was deliberate); with it, one catch-up run follows the misfire policy."""
+        (the pause was deliberate); with it, one catch-up run follows the misfire policy.
+
+        A job whose run is still in flight is ``running`` again. A job with nothing left to
+        run (a one-off whose run ended while it was paused, a rule that has ended) finishes:
+        ``completed``, or ``failed`` when its last run failed."""
         now = self.clock.time()
         scheduled = job.scheduled
         recurring = job.type is JobType.RECURRING
         if recurring and scheduled is not None and scheduled < now and not catch_up:
             scheduled = self._next_after(job, now - 1e-6)
-        return self._put(
-            replace(
-                job,
-                status=JobStatus.PENDING,
-                scheduled=scheduled,
-                paused_until=None,
-                pause_reason=None,
-            )
+        in_flight = job.id in self.running
+        resumed = replace(
+            job,
+            status=JobStatus.RUNNING if in_flight else JobStatus.PENDING,
+            scheduled=scheduled,
+            paused_until=None,
+            pause_reason=None,
         )
+        if scheduled is None and not in_flight and job.fire is None:
+            return self._finish_ended(resumed, now)
+        return self._put(resumed)
 
     def forget(self, job_id: int) -> None:
+        """The job was deleted: drop what the engine kept for it."""
         self._triggers.pop(job_id, None)
         self._buffered.pop(job_id, None)
         self._held.discard(job_id)
+        self.release_waiters(job_id, None)
 
     def next_times(self, job: Job, n: int) -> list[float]:
         out: list[float] = []
@@ -718,13 +898,20 @@ class Engine:
     def _put(self, job: Job) -> Job:
         return self.store.put(job)
 
-    def _record(self, job: Job, run: Run) -> None:
+    def _record(self, job: Job, run: Run, *, notify: bool = True) -> None:
         try:
             self.store.add_run(run)
         except StorageFull:
             log.error("job %s: run not recorded, the disk is full", encode(job.id))  # noqa: TRY400
+        if notify:
+            self._notify(job, run)
+
+    def _notify(self, job: Job, run: Run) -> None:
         for listener in self.listeners:
             listener(job, run)
+        for fut in self._record_waiters.pop(job.id, ()):
+            if not fut.done():
+                fut.set_result(run)
 
     def _note_finished(self, job: Job) -> None:
         if _expires(job):
@@ -760,30 +947,72 @@ class Engine:
         ):
             return cached[1]
         tz = load_zone(job.timezone)
-        trig = compile_schedule(job.schedule, tz, created=datetime.fromtimestamp(job.created, tz))
+        created = datetime.fromtimestamp(job.created, tz)
+        trig, refused = compile_stored(job.schedule, tz, created=created)
+        if refused is not None:  # stored by an older version; it is not run again
+            log.error(
+                "job %s: schedule no longer valid, no further runs: %s", encode(job.id), refused
+            )
         self._triggers[job.id] = (job, trig)
         return trig
 
     def _next_after(self, job: Job, instant: float) -> float | None:
-        tz = load_zone(job.timezone)
-        nxt = self.trigger(job).next_after(datetime.fromtimestamp(instant, tz))
-        return None if nxt is None else nxt.timestamp()
+        return Timeline(self.trigger(job)).next_after(instant)
 
-    def _next_fn(self, job: Job) -> Callable[[float], float | None]:
-        return lambda t: self._next_after(job, t)
+    def _next_fn(self, job: Job) -> Timeline:
+        """The job's occurrences in epoch seconds, for misfire planning (catch-up asks for
+        the last due occurrence and their count, never walks them one by one)."""
+        return Timeline(self.trigger(job))
 
     def _iso(self, job: Job, instant: float) -> str:
         return datetime.fromtimestamp(instant, load_zone(job.timezone)).isoformat()
 
 
-def _cap(result: Any) -> Any:
-    if isinstance(result, str) and len(result) > _RESULT_CAP:
-        return result[:_RESULT_CAP] + "…[truncated]"
+def storable_result(result: Any) -> Any:
+    """A run's result as it can be journalled: long text is cut, and a value the journal
+    cannot hold (nested too deep, too large, not encodable) becomes a short note. Executors
+    bound what remote systems send; this is the last guard, so a reply can never crash the
+    daemon when the run's end is recorded."""
+    if result is None or isinstance(result, bool | int | float):
+        return result
+    if isinstance(result, str):
+        return result if len(result) <= _RESULT_CAP else result[:_RESULT_CAP] + "…[truncated]"
+    if _too_deep(result, _RESULT_DEPTH):
+        return f"[result not stored: nested deeper than {_RESULT_DEPTH} levels]"
+    try:
+        size = len(_ENCODER.encode(result))
+    except (RecursionError, TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
+        return f"[result not stored: {type(exc).__name__}]"
+    if size > _RESULT_CAP:
+        return f"[result not stored: {size} bytes encoded, over the {_RESULT_CAP} byte limit]"
     return result
 
 
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether containers nest deeper than ``limit`` (iterative: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    seen = 0
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        seen += 1
+        if seen > _RESULT_CAP:
+            return True  # a huge structure: the size check would refuse it anyway
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend((v, depth + 1) for v in item)
+    return False
+
+
+def _cancelled(reason: str) -> RunResult:
+    return RunResult(outcome=Outcome.CANCELLED, error=reason, retryable=False)
+
+
 def _expires(job: Job) -> bool:
-    """Retention removes finished one-off jobs, and cancelled recurring ones."""
+    """Retention removes finished jobs, except static ones (``[[jobs]]`` and scheduled library
+    tasks), which the config defines: removing one would bring it back at the next start."""
     if job.status not in FINISHED:
         return False
-    return job.schedule.type is not JobType.RECURRING or job.status is JobStatus.CANCELLED
+    return job.name is None or job.source is Source.API

@@ -7,6 +7,37 @@ name the offending field or id so that a user can act on them without reading co
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import date, datetime, time
+
+#: Longest piece of a bad value quoted back in a message (the rest is cut with ``...``).
+SHOWN_CHARS = 60
+
+
+def describe(value: object) -> str:
+    """How a bad value is shown after "got" in a message: short, in JSON/TOML terms.
+
+    Whatever a client sends, the message stays short: a long string is cut and a container is
+    named, never spelt out, so a hostile value cannot make an error large or slow to build.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value if len(value) <= SHOWN_CHARS else value[: SHOWN_CHARS - 3] + "...")
+    if isinstance(value, int) and abs(value) >= 10**SHOWN_CHARS:
+        return "a number too large to show"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, datetime | date | time):
+        return f"a date/time {value.isoformat()}"
+    return type(value).__name__
+
 
 class SchedulerError(Exception):
     """Root of all errors raised on purpose by the scheduler."""

@@ -4,7 +4,10 @@ Both callers go through :func:`validate_job_input`, so a job means the same whic
 arrives. The policy:
 
 - Keys are checked against the caller's spelling (``workflowId`` or ``workflow_id``); an unknown
-  key is an error naming it, with a suggestion when it is the other style's spelling or a near miss.
+  key is an error naming it, with a suggestion when it is the other style's spelling or a near miss
+  (for a few keys only, whatever a client sends: see :mod:`scheduler.checks`).
+- A payload must be storable: nested at most 64 levels, integers of at most 64 bits
+  (:func:`~scheduler.checks.expect_payload`).
 - Every problem is an :class:`~scheduler.errors.InvalidInput` whose ``field`` is the key path in
   the caller's style (``retry.maxDelay``, ``jobs[2].retry.max_delay``) and whose message says what
   was expected and what was given. All problems of a job are collected, not just the first.
@@ -17,26 +20,43 @@ arrives. The policy:
   ``retry`` table overrides only the keys it names, so config defaults still apply to the rest.
 - The schedule is compiled in the job's zone, so a schedule that cannot run is never stored.
 
-The ``expect_*`` checkers below are shared with config loading; each returns the converted value
-or raises ``InvalidInput`` with the message ``"<field>: expected ..., got ..."``.
+The generic ``expect_*`` checkers live in :mod:`scheduler.checks`; they are re-exported here
+for the modules that import them from this one.
 """
 
 from __future__ import annotations
 
-import difflib
-import enum
 import functools
-import re
-from collections.abc import Callable, Collection, Mapping
-from datetime import date, datetime, time
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from scheduler import schedules
+from scheduler.checks import (
+    Check,
+    Style,
+    camel,
+    choice,
+    expect_bool,
+    expect_choice,
+    expect_duration,
+    expect_duration_or_zero,
+    expect_fraction,
+    expect_int,
+    expect_payload,
+    expect_str,
+    expect_str_list,
+    expect_str_map,
+    expect_table,
+    invalid,
+    read_keys,
+    unknown_key,
+    unknown_keys,
+)
 from scheduler.clock import SystemClock, to_datetime
-from scheduler.durations import parse_duration
-from scheduler.errors import InvalidInput, UnknownTask
+from scheduler.errors import InvalidInput, UnknownTask, describe
 from scheduler.model import (
     IMMEDIATE,
     Backoff,
@@ -55,140 +75,34 @@ from scheduler.triggers import compile_schedule
 if TYPE_CHECKING:
     from scheduler.config import Config
 
-Style = Literal["camel", "snake"]
-E = TypeVar("E", bound=enum.Enum)
-Check = Callable[[Any, str], Any]
-"""A key's checker: ``(value, field path) -> converted value``, raising ``InvalidInput``."""
-
-# --- value checkers (shared with config.py) --------------------------------------------------
-
-
-def describe(value: object) -> str:
-    """How a bad value is shown after "got": short, in JSON/TOML terms."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value if len(value) <= 60 else value[:57] + "...")
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "a table"
-    if isinstance(value, datetime | date | time):
-        return f"a date/time {value.isoformat()}"
-    return type(value).__name__
-
-
-def invalid(field: str, expected: str, value: object) -> InvalidInput:
-    return InvalidInput(f"{field}: expected {expected}, got {describe(value)}", field=field)
-
-
-def expect_str(value: object, field: str) -> str:
-    """A non-empty string."""
-    if not isinstance(value, str) or not value.strip():
-        raise invalid(field, "a non-empty string", value)
-    return value
-
-
-def expect_int(
-    value: object, field: str, *, minimum: int | None = None, maximum: int | None = None
-) -> int:
-    """An integer (never a boolean or a float) within the given bounds."""
-    if minimum is not None and maximum is not None:
-        expected = f"an integer from {minimum} to {maximum}"
-    elif minimum is not None:
-        expected = f"an integer of at least {minimum}"
-    else:
-        expected = "an integer"
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise invalid(field, expected, value)
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise invalid(field, expected, value)
-    return value
-
-
-def expect_fraction(value: object, field: str) -> float:
-    """A number from 0 to 1 (jitter, failure rate, utilisation)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise invalid(field, "a number from 0 to 1", value)
-    return float(value)
-
-
-def expect_bool(value: object, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise invalid(field, "true or false", value)
-    return value
-
-
-def expect_choice(kind: type[E], value: object, field: str) -> E:
-    """One of an enum's values, written as its string."""
-    names = [str(member.value) for member in kind]
-    for member in kind:
-        if member.value == value:
-            return member
-    raise invalid(field, f"one of {', '.join(names)}", value)
-
-
-def choice(kind: type[E]) -> Check:
-    return lambda value, field: expect_choice(kind, value, field)
-
-
-def expect_duration(value: object, field: str) -> float:
-    """A positive duration (``"90s"``, ``"15m"``, ``"2h"``, ``"1d"`` or seconds) in seconds."""
-    return parse_duration(value, field=field)
-
-
-def expect_duration_or_zero(value: object, field: str) -> float:
-    return parse_duration(value, field=field, allow_zero=True)
-
-
-def expect_table(value: object, field: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise invalid(field, "a table of keys and values", value)
-    return value
-
-
-def expect_str_list(value: object, field: str, *, non_empty: bool = False) -> tuple[str, ...]:
-    expected = "a non-empty list of strings" if non_empty else "a list of strings"
-    if not isinstance(value, list | tuple) or (non_empty and not value):
-        raise invalid(field, expected, value)
-    for i, item in enumerate(value):
-        if not isinstance(item, str) or not item:
-            raise invalid(f"{field}[{i}]", "a non-empty string", item)
-    return tuple(value)
-
-
-def expect_str_map(value: object, field: str) -> dict[str, str]:
-    table = expect_table(value, field)
-    for key, item in table.items():
-        if not isinstance(item, str):
-            raise invalid(f"{field}.{key}", "a string", item)
-    return dict(table)
-
-
-def unknown_key(field: str, key: str, known: Collection[str]) -> InvalidInput:
-    """An unknown key, with the nearest known spelling when there is one."""
-    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-    for candidate in (_camel(key), _snake(key)):
-        if candidate != key and candidate in known:
-            close = [candidate]
-    hint = f"; did you mean {close[0]!r}?" if close else f" (known keys: {', '.join(known)})"
-    return InvalidInput(f"{field}: unknown key{hint}", field=field)
-
-
-@functools.cache
-def _camel(snake: str) -> str:
-    # Cached: the key names are a small fixed set, and every API request spells ~30 of them.
-    head, *rest = snake.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
-def _snake(camel: str) -> str:
-    return re.sub(r"(?<!^)([A-Z])", r"_\1", camel).lower()
-
+__all__ = [  # the checkers are re-exported for the modules that import them from here
+    "RETRY_CHECKS",
+    "SCHEDULE_KEYS",
+    "Check",
+    "JobDefaults",
+    "JobSpec",
+    "Style",
+    "check_retry_table",
+    "choice",
+    "expect_bool",
+    "expect_choice",
+    "expect_duration",
+    "expect_duration_or_zero",
+    "expect_fraction",
+    "expect_int",
+    "expect_payload",
+    "expect_str",
+    "expect_str_list",
+    "expect_str_map",
+    "expect_table",
+    "invalid",
+    "merge_retry",
+    "parse_job_input",
+    "read_keys",
+    "unknown_key",
+    "unknown_keys",
+    "validate_job_input",
+]
 
 # --- the job input ---------------------------------------------------------------------------
 
@@ -274,33 +188,6 @@ def merge_retry(
     return policy
 
 
-def read_keys(
-    table: Mapping[str, Any],
-    checks: Mapping[str, Check],
-    prefix: str,
-    problems: list[InvalidInput],
-    *,
-    style: Style = "snake",
-) -> dict[str, Any]:
-    """Check every key of ``table`` (spelled in ``style``; ``checks`` are keyed snake_case).
-
-    Returns the converted values by snake_case key; each bad or unknown key adds a problem.
-    """
-    spelled = {(_camel(key) if style == "camel" else key): key for key in checks}
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        field = f"{prefix}{key}"
-        snake = spelled.get(key)
-        if snake is None:
-            problems.append(unknown_key(field, key, list(spelled)))
-            continue
-        try:
-            out[snake] = checks[snake](value, field)
-        except InvalidInput as exc:
-            problems.append(exc)
-    return out
-
-
 def parse_job_input(
     raw: Mapping[str, Any],
     *,
@@ -358,7 +245,7 @@ class _JobReader:
         self.failed: set[str] = set()  # snake_case keys whose value was bad
 
     def key(self, snake: str) -> str:
-        return _camel(snake) if self.style == "camel" else snake
+        return camel(snake) if self.style == "camel" else snake
 
     def field(self, snake: str) -> str:
         return f"{self.prefix}{self.key(snake)}"
@@ -387,7 +274,7 @@ class _JobReader:
         task = self.resolve_task(strings.pop("task"), tasks)
         return JobSpec(
             task=task,
-            payload=self.raw.get("payload"),
+            payload=self.get("payload", expect_payload),
             schedule=schedule,
             timezone=timezone,
             priority=self.get("priority", choice(Priority), Priority.NORMAL),
@@ -396,11 +283,7 @@ class _JobReader:
         )
 
     def reject_unknown_keys(self) -> None:
-        known = [self.key(k) for k in (*_STRING_KEYS, *_POLICY_KEYS, *_OTHER_KEYS)]
-        known += list(SCHEDULE_KEYS) if self.style == "snake" else ["schedule"]
-        for key in self.raw:
-            if key not in known:
-                self.problems.append(unknown_key(f"{self.prefix}{key}", key, known))
+        self.problems.extend(unknown_keys(self.raw, _job_keys(self.style), self.prefix))
 
     def policy(self) -> Policy:
         retry = self.get(
@@ -513,11 +396,20 @@ class _JobReader:
             self.problems.append(
                 UnknownTask(
                     f"{field}: expected a task defined in config or registered in code"
-                    f" ({listed or 'none defined'}), got {task!r}",
+                    f" ({listed or 'none defined'}), got {describe(task)}",
                     field=field,
                 )
             )
         return task
+
+
+@functools.cache
+def _job_keys(style: Style) -> tuple[str, ...]:
+    """Every key of a job in ``style``."""
+    keys = [
+        camel(k) if style == "camel" else k for k in (*_STRING_KEYS, *_POLICY_KEYS, *_OTHER_KEYS)
+    ]
+    return (*keys, *(SCHEDULE_KEYS if style == "snake" else ("schedule",)))
 
 
 def _optional_duration(value: object, field: str) -> float | None:

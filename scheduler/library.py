@@ -23,7 +23,8 @@ import msgspec
 from msgspec.structs import replace
 
 from scheduler import ids
-from scheduler.clock import Clock, SystemClock
+from scheduler.checks import expect_duration, expect_int, expect_payload
+from scheduler.clock import Clock, SystemClock, to_datetime
 from scheduler.config import Config, TaskConfig, load_config
 from scheduler.dispatch import TaskRuntime
 from scheduler.engine import Engine
@@ -31,7 +32,7 @@ from scheduler.events import Hub
 from scheduler.executors import build_executor
 from scheduler.executors.http import make_session
 from scheduler.executors.python import PythonExecutor
-from scheduler.jobspec import JobDefaults, JobSpec, parse_job_input
+from scheduler.jobspec import JobDefaults, JobSpec, Style, parse_job_input
 from scheduler.model import FINISHED, Job, JobStatus, Source
 from scheduler.reload import keep_persistence, persistence_notes
 from scheduler.service import JobService, definition
@@ -143,7 +144,7 @@ class Scheduler:
         name: str,
         *,
         retries: int | None = None,
-        timeout: float | None = None,
+        timeout: float | str | None = None,
         concurrency: int | None = None,
     ) -> Callable[[F], F]:
         """Decorator: register ``func`` as the python task ``name``."""
@@ -162,7 +163,7 @@ class Scheduler:
         handler: Callable[..., Any],
         *,
         retries: int | None = None,
-        timeout: float | None = None,
+        timeout: float | str | None = None,
         concurrency: int | None = None,
         payload: Any = None,
         **schedule: Any,
@@ -170,6 +171,12 @@ class Scheduler:
         """Register ``handler`` as task ``name``; with schedule keywords (``cron=``, ``every=``,
         ``delay=``, ``at=``, ``rrule=``, ``repeat=``, ``timezone=``) also keep one job of it on
         that schedule (created at :meth:`start`, kept once across restarts)."""
+        if timeout is not None:
+            timeout = expect_duration(timeout, "timeout")
+        if retries is not None:
+            retries = expect_int(retries, "retries", minimum=0, maximum=1000)
+        if concurrency is not None:
+            concurrency = expect_int(concurrency, "concurrency", minimum=1)
         self.runtimes[name] = TaskRuntime(
             PythonExecutor(handler, task_name=name), timeout=timeout, concurrency=concurrency
         )
@@ -186,7 +193,18 @@ class Scheduler:
         task = raw.get("task")
         if isinstance(task, str) and task in self._task_retries and "retry" not in raw:
             raw = {**raw, "max_retries": raw.get("max_retries", self._task_retries[task])}
-        return parse_job_input(raw, defaults=self.defaults, style="snake")
+        return self.parse_input(raw, style="snake")
+
+    def parse_input(self, raw: Mapping[str, Any], *, style: Style = "camel") -> JobSpec:
+        """Validate one job's input (API: camelCase; library: snake_case) against this
+        scheduler's tasks and defaults, with its schedule tried at this scheduler's now."""
+        return parse_job_input(
+            raw,
+            defaults=self.defaults,
+            style=style,
+            tasks=self.runtimes if style == "camel" else None,
+            created=to_datetime(self.clock.time()),
+        )
 
     async def create_task(
         self,
@@ -200,7 +218,7 @@ class Scheduler:
         (``{"delay": "15m"}``, ``{"cron": "0 9 * * 1-5"}``, ...); ``options`` the job's other
         keys in snake_case (``priority``, ``workflow_id``, ``max_retries``, ``timeout``...)."""
         spec = self._cached_spec(name, schedule, options)
-        spec = replace(spec, payload=payload)
+        spec = replace(spec, payload=expect_payload(payload, "payload"))
         job = await self.service.create(spec, source=Source.LIBRARY)
         return TaskRef(ids.encode(job.id), job.status.value, job.scheduled, job.timezone)
 
@@ -252,9 +270,17 @@ class Scheduler:
         """Recover state (when persistence is on), install static jobs, start the engine."""
         if self._main is not None:
             return
-        if self.persistence_enabled:
-            await self._recover()
-        await self._install_static_jobs()
+        try:
+            if self.persistence_enabled:
+                await self._recover()
+            await self._install_static_jobs()
+        except BaseException:
+            # Nothing started: let go of the state directory, so a retry (or another
+            # process) can have it.
+            if self.persistence is not None:
+                await self.persistence.close()
+                self.persistence = None
+            raise
         started = asyncio.Event()
         self._main = asyncio.create_task(self.engine.serve(started), name="scheduler-engine")
         self._main.add_done_callback(self._engine_done)
@@ -275,6 +301,9 @@ class Scheduler:
     async def stop(self, grace: float | None = None) -> None:
         """Graceful stop: running jobs get ``shutdown_grace``, then are cancelled and recorded."""
         if self._main is None:
+            if self.persistence is not None:  # claimed, or a start that failed half-way
+                await self.persistence.close()
+                self.persistence = None
             return
         main, self._main = self._main, None
         await self.engine.stop(self.config.scheduler.shutdown_grace if grace is None else grace)
@@ -285,18 +314,29 @@ class Scheduler:
         if self._session is not None:
             await self._session.close()
 
-    async def _recover(self) -> None:
+    async def claim_state(self) -> None:
+        """Take the state directory's lock now (persistence on): a second scheduler on the
+        same directory is refused here, before anything else of its start. :meth:`start` does
+        it too; the daemon calls this before it binds its port."""
+        if self.persistence_enabled:
+            await self._persistence().claim()
+
+    def _persistence(self) -> Any:
         from scheduler.persistence.manager import Persistence
 
-        cfg = self.config.persistence
-        self.persistence = Persistence(
-            self.state_dir,
-            fsync=cfg.fsync,
-            batch_interval=cfg.batch_interval,
-            snapshot_interval=cfg.snapshot_interval,
-            store=self.store,
-        )
-        state = await self.persistence.open()
+        if self.persistence is None:
+            cfg = self.config.persistence
+            self.persistence = Persistence(
+                self.state_dir,
+                fsync=cfg.fsync,
+                batch_interval=cfg.batch_interval,
+                snapshot_interval=cfg.snapshot_interval,
+                store=self.store,
+            )
+        return self.persistence
+
+    async def _recover(self) -> None:
+        state = await self._persistence().open()
         self.service.ids.observe(max(state.next_id, max(self.store.jobs, default=0)))
         requeued = await self.engine.recover_interrupted()
         log.info(
@@ -380,6 +420,15 @@ class Scheduler:
         if self.persistence is not None:
             self.persistence.snapshot_interval = config.persistence.snapshot_interval
 
+    def _revives(self, job: Job, spec: JobSpec) -> bool:
+        """An unchanged static job that finished comes back at a start or reload (cancelled or
+        quarantined: the file still defines it), unless its schedule has no run left (a rule
+        that ended, a one-off that ran): that one stays finished and never runs twice."""
+        if job.status not in FINISHED:
+            return False
+        now = self.clock.time()
+        return self.service.first_run(spec, created=job.created, now=now) is not None
+
     async def sync_static_jobs(self, wanted: Mapping[str, tuple[JobSpec, Source]]) -> None:
         """Make the stored static jobs match ``wanted``: add, change (next run computed from now,
         never retroactively) or remove by name. Jobs created over the API are never touched."""
@@ -390,7 +439,7 @@ class Scheduler:
         }
         for name, (spec, source) in wanted.items():
             old = existing.pop(name, None)
-            if old is not None and _same_spec(old, spec) and old.status not in FINISHED:
+            if old is not None and _same_spec(old, spec) and not self._revives(old, spec):
                 continue
             fresh = self.service.build(spec, source=source)
             if old is not None:
@@ -399,7 +448,7 @@ class Scheduler:
                 fresh = replace(fresh, id=old.id, runs=old.runs)
             self.store.put(fresh)
         for old in existing.values():
-            self.engine.cancel_runs(old.id, "removed from config")
+            self.engine.cancel_runs(old.id, "removed from config", deleting=True)
             self.store.delete(old.id)
         await self.store.commit()
 

@@ -16,7 +16,10 @@ Policy:
   when they contain spaces; None left out), and are keys of their own in JSON lines. aiohttp's
   access log already writes its fields into the message, so its text lines do not repeat them.
 - :class:`Redactor` replaces secret strings (the API token) in every record before any handler
-  formats it, including arguments, extra fields and tracebacks.
+  formats it, including arguments, extra fields and tracebacks, and in the forms a secret takes
+  when quoted (``repr`` of str or bytes, JSON, percent-encoding).
+- :class:`Throttled` bounds what a client can make the daemon log (malformed requests, refused
+  or timed-out connections, ``accept()`` errors): one line per interval, with a count.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ import enum
 import logging
 import os
 import sys
-from collections.abc import Iterable, Mapping
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
 from typing import Any, TextIO
 
@@ -236,9 +241,12 @@ class Redactor(logging.Filter):
         self.update(secrets)
 
     def update(self, secrets: Iterable[str]) -> None:
-        """Replace the set of secrets (a reload may change the token)."""
+        """Replace the set of secrets (a reload may change the token). Each is also looked
+        for as it appears when quoted: escaped by ``repr`` of a str or of bytes (how a header
+        or a body shows in an error), as a JSON string, and percent-encoded (in a URL)."""
+        spelled = {form for s in secrets if s for form in _spellings(s)}
         # Longest first, so a secret that contains another is replaced whole.
-        self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+        self._secrets = tuple(sorted(spelled, key=len, reverse=True))
 
     def redact(self, text: str) -> str:
         for secret in self._secrets:
@@ -263,6 +271,17 @@ class Redactor(logging.Filter):
                 if redacted != text:
                     setattr(record, key, redacted)
         return True
+
+
+def _spellings(secret: str) -> set[str]:
+    forms = {
+        secret,
+        repr(secret)[1:-1],
+        repr(secret.encode("utf-8", "surrogateescape"))[2:-1],
+        _json.encode(secret).decode()[1:-1],
+        urllib.parse.quote(secret, safe=""),
+    }
+    return {form for form in forms if form}
 
 
 _RUN_LEVELS: dict[str, int] = {
@@ -307,3 +326,46 @@ def log_run(
         **fields,
     }
     logger.log(level, "run %s", outcome, extra=extra)
+
+
+class Throttled:
+    """One kind of log line written at most once per ``every`` seconds.
+
+    For what a client can cause at will (malformed requests, refused or timed-out
+    connections, accept errors while out of file descriptors): a line per occurrence would let
+    anyone fill the disk (1,100 hostile requests once logged 88 MB). The first occurrence is
+    logged at once; later ones within ``every`` seconds are only counted, and the next line
+    written says how many were left out.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        level: int = logging.WARNING,
+        *,
+        every: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.level = level
+        self.every = every
+        self.clock = clock
+        self.total = 0
+        self._left_out = 0
+        self._next = float("-inf")
+
+    def __call__(self, message: str, *args: object) -> bool:
+        """Log ``message % args`` unless one was logged less than ``every`` seconds ago;
+        returns whether it was written. Never with a traceback."""
+        self.total += 1
+        now = self.clock()
+        if now < self._next:
+            self._left_out += 1
+            return False
+        self._next = now + self.every
+        if self._left_out:
+            message += " (and %d more like it in the last %gs, not logged)"
+            args = (*args, self._left_out, self.every)
+            self._left_out = 0
+        self.logger.log(self.level, message, *args)
+        return True

@@ -1,10 +1,14 @@
 """What a job becomes after a run: pure decisions, kept apart from the engine's plumbing.
 
-- success: a one-off job is ``completed``; a recurring job waits for its next occurrence.
+- success: a one-off job is ``completed``; a recurring job waits for its next occurrence, or,
+  when its rule has ended (no next occurrence), is ``completed``.
 - failure (error or timeout): while retries are left and the failure is retryable, the job is
   ``pending`` again at ``now + backoff`` (at least ``Retry-After``), with the same fire and its
   attempt count; a recurring job skips the retry when its next regular run comes first. Out of
-  retries, a one-off job is ``failed``; a recurring job keeps its schedule and shows the error.
+  retries, a one-off job is ``failed``; a recurring job keeps its schedule and shows the error,
+  or is ``failed`` when its rule has ended.
+- a run-now of a one-off job whose own run is still to come (``scheduled`` kept): whatever the
+  outcome, the job waits for its own run (no retry: that run comes anyway), showing the error.
 - cancelled on request: the job is ``cancelled``. Cancelled because a newer run of the same job
   started (``overlap = cancel_other``): the job carries on.
 - interrupted (shutdown or crash): ``onCrash = rerun`` runs the same fire again at once (same
@@ -43,8 +47,11 @@ def settle(
     recurring = job.schedule.type is JobType.RECURRING
     base = replace(job, runs=job.runs + 1, progress=None, pid=None, interrupted=0, completed=now)
     outcome = record.outcome
+    # What the job still has to run after this one: its next occurrence (recurring), or its
+    # own run when this was a run-now of a one-off. Without it, the job is done.
+    more = busy or job.scheduled is not None
     if outcome is Outcome.SUCCESS:
-        status = idle if recurring else JobStatus.COMPLETED
+        status = idle if more else JobStatus.COMPLETED
         return replace(base, status=status, error=None, result=record.result, fire=None), (
             "job-completed"
         )
@@ -57,10 +64,10 @@ def settle(
             return replace(base, status=idle, error=record.error, fire=None), "job-cancelled"
         done = replace(base, status=JobStatus.CANCELLED, error=record.error, scheduled=None)
         return replace(done, fire=None), "job-cancelled"
-    when = retry_at(job, record.attempt, result, now, rng)
+    when = None if more and not recurring else retry_at(job, record.attempt, result, now, rng)
     if when is not None:
         return replace(base, status=idle, scheduled=when, error=record.error), "job-retry"
-    status = idle if recurring else JobStatus.FAILED
+    status = idle if more else JobStatus.FAILED
     return replace(base, status=status, error=record.error, fire=None), "job-failed"
 
 
@@ -107,7 +114,7 @@ def interrupted(
             error=f"interrupted by {cause}; rerun with the same fire id",
         )
     error = f"interrupted by {cause} (onCrash=abandon)"
-    if job.schedule.type is JobType.RECURRING:
+    if job.schedule.type is JobType.RECURRING and job.scheduled is not None:
         return replace(job, status=JobStatus.PENDING, fire=None, interrupted=count, error=error)
     return replace(
         job,

@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from scheduler.clock import SystemClock, to_datetime
+from scheduler.durations import check_datetime
 from scheduler.errors import InvalidInput
 from scheduler.schedules import load_zone, parse_schedule
 from scheduler.triggers import Trigger, compile_schedule, resolve_local
@@ -57,9 +58,10 @@ def parse_spec(spec: str) -> dict[str, Any]:
 def next_command(spec: str, *, tz: str | None, after: str | None, n: int, as_json: bool) -> int:
     """``scheduler next``: print the next ``n`` runs of SPEC after TIME in ZONE.
 
-    A job "created" at TIME: repeat and an RRULE without DTSTART are anchored there, ``delay``
-    counts from it, immediate runs at it, and a run exactly at TIME is listed. Exit 0; 2 with
-    the reason on stderr for a bad SPEC, zone, time or count.
+    A job "created" at TIME: repeat and an RRULE without DTSTART are anchored there (an RRULE
+    from TIME's minute, so its first run may be a few seconds before TIME), ``delay`` counts
+    from it, immediate runs at it, and a run exactly at TIME is listed. Exit 0; 2 with the
+    reason on stderr for a bad SPEC, zone, time or count.
     """
     try:
         runs = preview(spec, tz=tz, after=after, n=n)
@@ -84,7 +86,16 @@ def preview(spec: str, *, tz: str | None, after: str | None, n: int) -> list[dat
     zone = load_zone(tz or inner_zone or DEFAULT_ZONE, field="--tz")
     start = _after(after, zone)
     trigger = compile_schedule(schedule, zone, created=start)
-    return upcoming(trigger, start.astimezone(UTC) - _TINY, n)  # UTC: exact inside a fold
+    moment = start.astimezone(UTC)  # UTC: exact inside a fold
+    candidates = [trigger.first_run(moment), trigger.next_after(moment - _TINY)]
+    first = min((run for run in candidates if run is not None), key=_instant, default=None)
+    if first is None or n == 0:
+        return []
+    return [first, *upcoming(trigger, first, n - 1)]
+
+
+def _instant(run: datetime) -> float:
+    return run.timestamp()
 
 
 def _after(text: str | None, zone: ZoneInfo) -> datetime:
@@ -98,6 +109,7 @@ def _after(text: str | None, zone: ZoneInfo) -> datetime:
             f"--after: expected an ISO 8601 date-time like '2026-12-24T09:00', got {text!r}",
             field="after",
         ) from None
+    check_datetime(value, field="--after")
     if value.tzinfo is not None:
         return value.astimezone(zone)
     instants = resolve_local(value, zone, AT)

@@ -23,7 +23,7 @@ from msgspec.structs import asdict, replace
 
 from scheduler.config import Config, PersistenceConfig, ServerConfig
 
-SERVER_RESTART_KEYS: Final = ("host", "port")
+SERVER_RESTART_KEYS: Final = ("host", "port", "idle_timeout", "header_timeout", "max_connections")
 PERSISTENCE_RESTART_KEYS: Final = ("dir", "fsync", "batch_interval", "enabled")
 #: Sections whose values may be logged as they are; other sections may carry secrets (webhook
 #: URLs with a key in them, task headers), so a summary names their changed keys only.

@@ -6,6 +6,13 @@ one way) and then compiles the result, so a schedule that cannot run never reach
 the engine. Every error is :class:`~scheduler.errors.InvalidSchedule` whose ``field`` is the path
 of the offending value (``schedule.repeat.weekdays[1]``) and whose message says what was
 expected.
+
+Bounds, checked before any parsing so that the work stays small whatever a client sends: a
+``cron`` text has at most :data:`MAX_CRON_CHARS` characters, an ``rrule`` at most
+:data:`MAX_RRULE_CHARS`, a date-time :data:`MAX_DATETIME_CHARS`, a ``repeat`` list
+:data:`MAX_LIST_ITEMS` items. Every date-time (``at``, ``start``, ``end``, ``repeat.until``, an
+RRULE's DTSTART and UNTIL) lies in the range of :mod:`scheduler.durations`, and so does every
+duration.
 """
 
 from __future__ import annotations
@@ -18,8 +25,8 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from scheduler.durations import parse_duration
-from scheduler.errors import InvalidInput, InvalidSchedule
+from scheduler.durations import check_datetime, parse_duration
+from scheduler.errors import InvalidInput, InvalidSchedule, describe
 from scheduler.model import IMMEDIATE, DstFold, DstGap, DstPolicy, Frequency, Repeat, Schedule
 from scheduler.triggers import compile_schedule
 from scheduler.triggers.cron import parse_cron
@@ -39,6 +46,14 @@ SCHEDULE_KEYS = (*KINDS, "start", "end", "timezone", "dst")
 _REPEAT_SNAKE = {"month_days": "monthDays"}
 #: Shortest ``every``: a sub-second loop is a mistake, not a schedule.
 MIN_EVERY = 1.0
+#: Longest texts read, far past any real rule (a cron rule listing every minute has ~170).
+MAX_CRON_CHARS = 1000
+MAX_RRULE_CHARS = 2000
+MAX_DATETIME_CHARS = 64
+#: Most items in a ``repeat`` list (``weekdays``, ``monthDays``): 62 distinct ones exist.
+MAX_LIST_ITEMS = 100
+#: Longest message msgspec may add about a value (it quotes the value it refused).
+_MAX_MESSAGE_CHARS = 300
 # Compiling needs a creation instant; the shape of a schedule does not depend on which (whether
 # a rule anchored at the creation ever runs may: see _compile_check).
 _REFERENCE = datetime(1970, 1, 1, tzinfo=UTC)
@@ -76,9 +91,10 @@ def parse_schedule(
 def _check_keys(values: Mapping[str, Any], field: str) -> None:
     for key in values:
         if key not in SCHEDULE_KEYS:
+            shown = str(key) if len(str(key)) <= 64 else str(key)[:61] + "..."
             raise InvalidSchedule(
-                f"{field}.{key}: unknown key (expected one of {', '.join(SCHEDULE_KEYS)})",
-                field=f"{field}.{key}",
+                f"{field}.{shown}: unknown key (expected one of {', '.join(SCHEDULE_KEYS)})",
+                field=f"{field}.{shown}",
             )
     kinds = [key for key in KINDS if key in values]
     if len(kinds) > 1:
@@ -98,7 +114,7 @@ def _zone_name(value: object, field: str) -> str | None:
     path = f"{field}.timezone"
     if not isinstance(value, str):
         raise InvalidSchedule(
-            f"{path}: expected an IANA time zone name such as 'Asia/Seoul', got {value!r}",
+            f"{path}: expected an IANA time zone name such as 'Asia/Seoul', got {describe(value)}",
             field=path,
         )
     try:
@@ -121,15 +137,42 @@ def _kind(values: Mapping[str, Any], field: str) -> dict[str, Any]:
     if "repeat" in values:
         return {"repeat": _repeat(values["repeat"], f"{field}.repeat")}
     if "rrule" in values:
-        text = values["rrule"]
-        parse_rrule(text, field=f"{field}.rrule")
-        assert isinstance(text, str)
-        return {"rrule": text.strip()}
+        return {"rrule": _rrule(values["rrule"], f"{field}.rrule")}
     return {}
 
 
+def _rrule(text: object, field: str) -> str:
+    """The rule's text, parsed once to check it, with its DTSTART and UNTIL in range."""
+    spec = parse_rrule(_bounded(text, MAX_RRULE_CHARS, field), field=field)
+    for part, moment in (("DTSTART", spec.dtstart), ("UNTIL", spec.until_wall or spec.until_utc)):
+        if moment is not None:
+            try:
+                check_datetime(moment, field=field)
+            except InvalidInput as error:
+                message = error.message.replace(f"{field}: ", f"{field}: {part}: ", 1)
+                raise InvalidSchedule(message, field=field) from None
+    assert isinstance(text, str)
+    return text.strip()
+
+
+def _bounded(text: object, limit: int, field: str) -> object:
+    """``text`` when it is no string or at most ``limit`` characters; parsers see no more."""
+    if isinstance(text, str) and len(text) > limit:
+        raise InvalidSchedule(
+            f"{field}: expected at most {limit} characters, got {len(text)}", field=field
+        )
+    return text
+
+
+def _in_range(moment: datetime, field: str) -> datetime:
+    try:
+        return check_datetime(moment, field=field)
+    except InvalidInput as error:
+        raise InvalidSchedule(error.message, field=field) from None
+
+
 def _cron(values: Mapping[str, Any], field: str) -> dict[str, Any]:
-    text = values["cron"]
+    text = _bounded(values["cron"], MAX_CRON_CHARS, f"{field}.cron")
     if isinstance(text, str) and text.strip().lower().startswith("@every"):
         seconds = _duration(text.strip()[len("@every") :].strip(), f"{field}.cron")
         return _every(seconds, values, field)
@@ -157,7 +200,8 @@ def _duration(value: object, field: str, *, allow_zero: bool = False) -> float:
 
 
 def _iso(value: object, field: str) -> str:
-    return parse_iso(value, field=field).isoformat()
+    moment = parse_iso(_bounded(value, MAX_DATETIME_CHARS, field), field=field)
+    return _in_range(moment, field).isoformat()
 
 
 def _repeat(value: object, field: str) -> Repeat:
@@ -177,7 +221,27 @@ def _repeat(value: object, field: str) -> Repeat:
             data[camel] = data.pop(snake)
     if isinstance(data.get("freq"), str):
         data["freq"] = data["freq"].strip().lower()
+    for key in ("weekdays", "monthDays"):
+        if isinstance(data.get(key), list) and len(data[key]) > MAX_LIST_ITEMS:
+            raise InvalidSchedule(
+                f"{field}.{key}: expected at most {MAX_LIST_ITEMS} items, got {len(data[key])}",
+                field=f"{field}.{key}",
+            )
+    for key in ("time", "until"):
+        _bounded(data.get(key), MAX_DATETIME_CHARS, f"{field}.{key}")
+    _until_in_range(data.get("until"), f"{field}.until")
     return normalise_repeat(_convert(data, Repeat, field), field)
+
+
+def _until_in_range(until: object, field: str) -> None:
+    """A readable ``until`` in range (checked before the trigger code converts it); an
+    unreadable one is left to :func:`normalise_repeat` to explain."""
+    try:
+        moment = datetime.fromisoformat(until.strip()) if isinstance(until, str) else None
+    except ValueError:
+        return
+    if moment is not None:
+        _in_range(moment, field)
 
 
 def _dst(raw: object, kind: Mapping[str, Any], field: str) -> DstPolicy | None:
@@ -210,6 +274,8 @@ def _convert(value: object, kind: type[_T], field: str) -> _T:
             message, where = str(error), "`"
         path = field + where[:-1]
         choices = _CHOICES.get(path.rpartition(".")[2])
+        if len(message) > _MAX_MESSAGE_CHARS:
+            message = message[: _MAX_MESSAGE_CHARS - 3] + "..."
         if choices is not None and message.startswith("Invalid enum value"):
             message += f" (expected one of {', '.join(choice.value for choice in choices)})"
         raise InvalidSchedule(f"{path}: {message[:1].lower()}{message[1:]}", field=path) from None

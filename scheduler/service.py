@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import itertools
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 
@@ -30,13 +29,11 @@ from scheduler.errors import (
 from scheduler.events import Hub
 from scheduler.jobspec import JobSpec
 from scheduler.model import FINISHED, Job, JobStatus, JobType, Overlap, Run, Source
+from scheduler.outcomes import SUPERSEDED
 from scheduler.schedules import load_zone
 from scheduler.store import Store
 from scheduler.triggers import compile_schedule
 from scheduler.views import job_json
-
-#: The reason the engine recognises as "replaced by a newer run" (the job stays live).
-CANCELLED_BY_NEWER = "cancelled by a newer run (overlap=cancel_other)"
 
 
 class WorkflowNotFound(JobNotFound):
@@ -63,7 +60,6 @@ class JobService:
         self.hub = hub
         self.known_task = known_task
         self.ids = ids.IdGenerator()
-        self._manual_buffered: set[int] = set()
         for job_id in store.jobs:
             self.ids.observe(job_id)
 
@@ -90,38 +86,28 @@ class JobService:
         status: JobStatus | None = None,
         type_: JobType | None = None,
         workflow_id: str | None = None,
+        task: str | None = None,
         page: int = 1,
         limit: int = 20,
     ) -> tuple[list[Job], int]:
         """One page of jobs in creation order, and how many match in all.
 
-        With at most one of the status and type filters (and no workflow filter) the total
-        comes from the store's counters, and only the jobs up to the end of the page are
-        visited; combined filters scan.
+        Any combination of filters is answered from the store's indexes without visiting the
+        jobs before the page: status, type and task from the ``(status, type, task)`` buckets
+        (O(buckets * log n + limit)), a workflow from its own short list of jobs.
         """
-        matches: Iterable[Job] = self.store.jobs.values()
-        if status is not None:
-            matches = (j for j in matches if j.status is status)
-        if type_ is not None:
-            matches = _of_type(matches, type_)
-        if workflow_id is not None:
-            matches = (j for j in matches if j.workflow_id == workflow_id)
         start = (page - 1) * limit
-        if workflow_id is None and (status is None or type_ is None):
-            # One filter at most: the total comes from the store's counters, and only the
-            # jobs up to the end of the page are visited.
-            if type_ is not None:
-                total = self.store.type_counts[type_]
-            else:
-                total = len(self.store) if status is None else self.store.counts[status]
-            return list(itertools.islice(matches, start, start + limit)), total
-        items: list[Job] = []
-        total = 0
-        for job in matches:
-            if start <= total < start + limit:
-                items.append(job)
-            total += 1
-        return items, total
+        if workflow_id is not None:
+            matches = [
+                job
+                for job in self.store.workflow_jobs(workflow_id)
+                if (status is None or job.status is status)
+                and (type_ is None or job.type is type_)
+                and (task is None or job.task == task)
+            ]
+            return matches[start : start + limit], len(matches)
+        total = self.store.count(status, type_, task)
+        return self.store.page(status, type_, task, start=start, limit=limit), total
 
     def next_times(self, job: Job, n: int) -> builtins.list[float]:
         """The next ``n`` run instants (fewer when the rule ends; none for a finished job)."""
@@ -132,30 +118,19 @@ class JobService:
     def next_record(self, job_id: int) -> asyncio.Future[Run]:
         """The next run recorded for the job: one that finished, or one recorded as not run
         (missed, skipped), so that a waiter never hangs on a run that will not happen."""
-        fut: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
-
-        def listener(job: Job, run: Run) -> None:
-            if job.id == job_id and not fut.done():
-                fut.set_result(run)
-
-        self.engine.listeners.append(listener)
-        fut.add_done_callback(lambda _: self.engine.listeners.remove(listener))
-        return fut
+        return self.engine.next_record(job_id)
 
     def find_workflow(self, workflow_id: str) -> Job | None:
-        """The job of a workflow: the live one, else the newest finished one."""
-        # A live job holds its workflow id as its unique key unless it names its own key.
+        """The job of a workflow: the live one, else the newest finished one (from the store's
+        workflow index: a workflow holds one job or a few, so this never scans the store)."""
         holder = self.store.workflow_holder(workflow_id)
-        if holder is not None:
+        if holder is not None:  # the live job that holds the workflow id as its unique key
             return self.store.jobs[holder]
-        live: Job | None = None
-        newest: Job | None = None
-        for job in self.store:
-            if job.workflow_id == workflow_id:
-                newest = job
-                if job.status not in FINISHED:
-                    live = job
-        return live or newest
+        jobs = self.store.workflow_jobs(workflow_id)
+        live = [job for job in jobs if job.status not in FINISHED]
+        if live:
+            return live[-1]
+        return jobs[-1] if jobs else None
 
     # --- creating and changing jobs ------------------------------------------------------
 
@@ -180,7 +155,10 @@ class JobService:
         tz = load_zone(spec.timezone)
         anchor = created if kind is JobType.RECURRING else now
         trigger = compile_schedule(spec.schedule, tz, created=datetime.fromtimestamp(anchor, tz))
-        nxt = trigger.next_after(datetime.fromtimestamp(now, tz))
+        moment = datetime.fromtimestamp(now, tz)
+        # A new job's own first run: an RRULE without DTSTART starts at the minute of its
+        # creation, so its first occurrence may be that minute (up to 59 s ago).
+        nxt = trigger.first_run(moment) if created == now else trigger.next_after(moment)
         return None if nxt is None else nxt.timestamp()
 
     def rebuilt(self, job: Job, spec: JobSpec, *, revive: bool = False) -> Job:
@@ -233,7 +211,7 @@ class JobService:
         _check_editable(job)
         new = self.rebuilt(job, spec)
         if new != job:
-            self.store.put(new)
+            self._replace(job, new)
             await self.store.commit()
         return new
 
@@ -247,13 +225,18 @@ class JobService:
         _check_editable(old)
         new = self.rebuilt(old, spec, revive=True)
         if new != old:
-            self.store.put(new)
+            self._replace(old, new)
             await self.store.commit()
         return new, False
 
+    def _replace(self, old: Job, new: Job) -> None:
+        self.store.put(new)
+        if new.scheduled != old.scheduled:
+            self.engine.drop_queued(new, keep_manual=True)  # queued for the old schedule
+
     async def delete_workflow(self, workflow_id: str) -> int:
         """Remove every job of a workflow (stopping runs in flight); how many were removed."""
-        jobs = [job for job in self.store if job.workflow_id == workflow_id]
+        jobs = self.store.workflow_jobs(workflow_id)
         if not jobs:
             raise WorkflowNotFound(workflow_id)
         for job in jobs:
@@ -288,12 +271,13 @@ class JobService:
             if self.hub.wants("job-cancelled"):
                 self.hub.publish("job-cancelled", job_id, {"outcome": "cancelled"})
         await self.store.commit()
+        self.engine.release_waiters(job.id, job)
         return job
 
     async def delete(self, job_id: str) -> None:
         job = self.get(job_id)
         _check_editable(job)
-        ended = self.engine.cancel_runs(job.id, "deleted")
+        ended = self.engine.cancel_runs(job.id, "deleted", deleting=True)
         if ended:
             await asyncio.wait(ended)
         self.store.delete(job.id)
@@ -301,51 +285,31 @@ class JobService:
         await self.store.commit()
 
     async def run_now(self, job_id: str, *, force: bool = False) -> asyncio.Future[Run]:
-        """Queue a run now, outside the schedule; the future resolves with the finished run.
+        """Queue a run now, outside the schedule (which stays as it was); the future resolves
+        with the finished run.
 
-        While the job is running its overlap policy decides, unless ``force``: ``allow`` runs
-        alongside, ``cancel_other`` stops the run in flight first, ``buffer_one`` runs once it
-        has ended (one such run at a time), ``skip`` refuses (409).
+        While a run of the job is in flight, starting or queued, its overlap policy decides,
+        unless ``force``: ``allow`` runs alongside, ``cancel_other`` stops the other run first,
+        ``buffer_one`` runs once it has ended (one such run at a time), ``skip`` refuses (409).
         """
         job = self.get(job_id)
         if job.status in FINISHED or job.status is JobStatus.PAUSED:
             raise InvalidState(f"job {job_id} is {job.status}; it cannot run now", field="status")
         overlap = job.policy.overlap
-        if force or job.id not in self.engine.running or overlap is Overlap.ALLOW:
+        if force or not self.engine.busy(job.id) or overlap is Overlap.ALLOW:
             return self.engine.run_now(job)
         if overlap is Overlap.CANCEL_OTHER:
-            ended = self.engine.cancel_runs(job.id, CANCELLED_BY_NEWER)
+            ended = self.engine.cancel_runs(job.id, SUPERSEDED)
             if ended:
                 await asyncio.wait(ended)
             return self.engine.run_now(self.get(job_id))
-        if overlap is Overlap.BUFFER_ONE and job.id not in self._manual_buffered:
-            return self._run_after_current(job)
+        if overlap is Overlap.BUFFER_ONE and self.engine.can_run_after(job.id):
+            return self.engine.run_after(job)
         raise InvalidState(
             f"job {job_id} is running and its overlap policy is {overlap}; "
             "add ?force=true to run it anyway",
             field="overlap",
         )
-
-    def _run_after_current(self, job: Job) -> asyncio.Future[Run]:
-        outer: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
-        self._manual_buffered.add(job.id)
-
-        def start(_ended: asyncio.Future[Run]) -> None:
-            self._manual_buffered.discard(job.id)
-            current = self.store.get(job.id)
-            if outer.done():
-                return
-            if (
-                current is None
-                or current.status in FINISHED
-                or (current.status is JobStatus.PAUSED)
-            ):
-                outer.cancel()  # the job went away meanwhile: nothing to run
-                return
-            self.engine.run_now(current).add_done_callback(lambda ran: _chain(ran, outer))
-
-        self.engine.next_run_end(job.id).add_done_callback(start)
-        return outer
 
     async def pause(
         self, job_id: str, *, until: float | None = None, reason: str | None = None
@@ -364,6 +328,7 @@ class JobService:
         job = self.store.put(
             replace(job, status=JobStatus.PAUSED, paused_until=until, pause_reason=reason)
         )
+        self.engine.drop_queued(job, keep_manual=False)  # a paused job runs nothing
         await self.store.commit()
         return job
 
@@ -439,25 +404,6 @@ class JobService:
         return task
 
 
-def _of_type(jobs: Iterable[Job], kind: JobType) -> Iterator[Job]:
-    """The jobs of one type. ``Schedule.type`` spelled out inline: a list filter scans every
-    job, and two property calls per job double the cost of a scan of 100,000."""
-    if kind is JobType.RECURRING:
-        return (
-            j
-            for j in jobs
-            if (s := j.schedule).every is not None
-            or s.cron is not None
-            or s.repeat is not None
-            or s.rrule is not None
-        )
-    if kind is JobType.DELAYED:
-        return (j for j in jobs if j.schedule.delay is not None)
-    if kind is JobType.SCHEDULED:
-        return (j for j in jobs if (s := j.schedule).at is not None and s.delay is None)
-    return (j for j in jobs if j.schedule.type is JobType.IMMEDIATE)
-
-
 def _check_editable(job: Job) -> None:
     """A job from config.toml is defined by the file: a change over the API would be undone by
     the next reload or restart, so it is refused (run, pause, cancel... are still allowed)."""
@@ -467,17 +413,6 @@ def _check_editable(job: Job) -> None:
             "edit the file and reload to change or remove it",
             field="source",
         )
-
-
-def _chain(source: asyncio.Future[Run], target: asyncio.Future[Run]) -> None:
-    if target.done():
-        return
-    if source.cancelled():
-        target.cancel()
-    elif (exc := source.exception()) is not None:
-        target.set_exception(exc)
-    else:
-        target.set_result(source.result())
 
 
 def definition(spec: JobSpec, task: str) -> dict[str, Any]:

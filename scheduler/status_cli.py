@@ -1,33 +1,55 @@
-"""``scheduler status [--url URL]``: a readable table from a running daemon's status card.
+"""``scheduler status [--url URL] [--wait [--timeout S]]``: a readable table from a running
+daemon's status card.
 
 It reads ``GET /api/scheduler`` (open without a token) with the standard library, because a
 one-shot command needs no event loop. Exit 0 with the table; exit 1 with one clear line on
 stderr when nothing answers, or the answer is not the status document.
+
+``--wait`` first polls ``GET /healthz`` (also open) until the daemon has loaded its state and
+runs, for at most ``--timeout`` seconds in all: a script that starts the daemon in the
+background runs this next instead of guessing how long a start takes. ``/healthz`` rather than
+the card, because the card answers while the daemon is still recovering (with
+``isRunning: false``), and a "ready" that comes before recovery is finished is not ready.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TextIO
 
 from scheduler.clock import SystemClock
 
 TIMEOUT = 5.0
+WAIT_TIMEOUT = 30.0  # default bound of --wait: a start with a large state takes seconds
+POLL_EVERY = 0.1
 _COUNTS = ("pending", "running", "completed", "failed", "cancelled", "paused")
 
 
 def status_command(
-    url: str, *, now: float | None = None, out: TextIO | None = None, err: TextIO | None = None
+    url: str,
+    *,
+    wait: float | None = None,
+    now: float | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> int:
+    """Print the table (0), or one line on stderr (1). ``wait``: first wait up to that many
+    seconds for the daemon to be ready (``monotonic``/``sleep`` are injected for tests)."""
     out = out or sys.stdout
     err = err or sys.stderr
-    endpoint = url.rstrip("/") + "/api/scheduler"
+    base = url.rstrip("/")
     try:
-        doc = fetch(endpoint)
+        if wait is not None:
+            wait_ready(base, wait, monotonic=monotonic, sleep=sleep)
+        doc = fetch(base + "/api/scheduler")
     except StatusError as exc:
         print(f"scheduler status: {exc}", file=err)
         return 1
@@ -40,9 +62,50 @@ class StatusError(Exception):
     """The daemon did not answer with its status document."""
 
 
-def fetch(endpoint: str) -> dict[str, Any]:
+def wait_ready(
+    base: str,
+    timeout: float,
+    *,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Return once ``base/healthz`` answers 200; StatusError after ``timeout`` seconds, naming
+    the last thing that answered (or did not)."""
+    endpoint = base + "/healthz"
+    _check_scheme(endpoint)
+    deadline = monotonic() + timeout
+    while True:
+        left = deadline - monotonic()
+        last = _probe(endpoint, max(0.1, min(TIMEOUT, left)))
+        if last is None:
+            return
+        left = deadline - monotonic()
+        if left <= 0:
+            raise StatusError(
+                f"no scheduler was ready at {endpoint} within {timeout:g} s (last: {last})"
+            )
+        sleep(min(POLL_EVERY, left))
+
+
+def _probe(endpoint: str, timeout: float) -> str | None:
+    """None when ``endpoint`` answers 200, else what happened instead, for the message."""
+    try:
+        with urllib.request.urlopen(endpoint, timeout=timeout) as resp:  # noqa: S310 - scheme checked by the caller
+            resp.read()
+    except urllib.error.HTTPError as exc:
+        return f"{exc.code} {exc.reason}"  # 503 while the daemon recovers or stops
+    except (urllib.error.URLError, OSError) as exc:
+        return str(getattr(exc, "reason", exc))
+    return None
+
+
+def _check_scheme(endpoint: str) -> None:
     if not endpoint.startswith(("http://", "https://")):
         raise StatusError(f"{endpoint}: the URL must start with http:// or https://")
+
+
+def fetch(endpoint: str) -> dict[str, Any]:
+    _check_scheme(endpoint)
     request = urllib.request.Request(endpoint, headers={"Accept": "application/json"})  # noqa: S310 - scheme checked above
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as resp:  # noqa: S310 - scheme checked above

@@ -1,8 +1,11 @@
-"""Jobs in memory: a dict by id, a due-time heap, counters by status, a unique-key index.
+"""Jobs in memory: a dict by id, a due-time heap, counters by status, a unique-key index, and
+the query indexes of :mod:`scheduler.index` (list filters and workflows).
 
 Every mutation first hands a typed change record to the journal port (write-ahead): if the
 journal refuses it (disk full), nothing changes in memory. ``commit()`` waits until what was
-appended is durable. Counts by status are kept incrementally, so the status card is O(1).
+appended is durable. Counts by status are kept incrementally, so the status card is O(1). Every
+index is kept exactly in step with ``jobs`` by the three places that change it: ``_apply_put``,
+``_apply_delete`` and ``load`` (a property test compares them with a scan).
 
 The due heap holds ``(instant, job id)`` entries and is cleaned lazily: an entry is live while
 the job still has that instant as its ``scheduled`` (or ``paused_until``) time.
@@ -10,12 +13,14 @@ the job still has that instant as its ``scheduled`` (or ``paused_until``) time.
 
 from __future__ import annotations
 
+import gc
 import heapq
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from scheduler.errors import DuplicateJob
 from scheduler.ids import encode
+from scheduler.index import JobIndex, Key, SortedIds, WorkflowIndex, page_of
 from scheduler.model import (
     FINISHED,
     AddRun,
@@ -68,10 +73,14 @@ class Store:
         self.type_counts: dict[JobType, int] = dict.fromkeys(JobType, 0)
         self._due: list[tuple[float, int]] = []  # runs: pending and running jobs
         self._resume: list[tuple[float, int]] = []  # paused jobs with a resume time
-        # One live job per key: ``uniqueKey`` when given, else the workflow id. Two indexes
-        # rather than prefixed keys, so recovery builds them without making a string per job.
+        # One live job per key: ``uniqueKey`` when given (this index), else the workflow id
+        # (found through the workflow index: a workflow holds one job or a few).
         self._by_key: dict[str, int] = {}
-        self._by_workflow: dict[str, int] = {}
+        self._workflows = WorkflowIndex()
+        self._index = JobIndex()
+        #: Pending one-off jobs that ``pop_due`` handed to the engine (their time has come)
+        #: and that have not started yet: the status card's ``delayedJobs`` leaves them out.
+        self._found_due: set[int] = set()
         # Tuples, replaced on each new run: a snapshot captures them with one dict copy.
         self._runs: dict[int, tuple[Run, ...]] = {}
         #: Called with the new wake time whenever a job gains one (the engine re-arms its timer).
@@ -96,14 +105,38 @@ class Store:
 
     def workflow_holder(self, workflow_id: str) -> int | None:
         """The live job registered for ``workflow_id`` (without a uniqueKey of its own)."""
-        return self._by_workflow.get(workflow_id)
-
-    def _index(self, job: Job) -> tuple[dict[str, int], str] | None:
-        if job.unique_key is not None:
-            return self._by_key, job.unique_key
-        if job.workflow_id is not None:
-            return self._by_workflow, job.workflow_id
+        for job_id in self._workflows.jobs(workflow_id):
+            job = self.jobs[job_id]
+            if job.unique_key is None and job.status not in FINISHED:
+                return job_id
         return None
+
+    def workflow_jobs(self, workflow_id: str) -> list[Job]:
+        """Every job of a workflow, live or finished, oldest first."""
+        return [self.jobs[job_id] for job_id in self._workflows.jobs(workflow_id)]
+
+    def count(
+        self,
+        status: JobStatus | None = None,
+        type_: JobType | None = None,
+        task: str | None = None,
+    ) -> int:
+        """How many jobs match the filters (None: any), from bucket sizes: O(buckets)."""
+        return self._index.count(status, type_, task)
+
+    def page(
+        self,
+        status: JobStatus | None = None,
+        type_: JobType | None = None,
+        task: str | None = None,
+        *,
+        start: int = 0,
+        limit: int = 20,
+    ) -> list[Job]:
+        """Jobs ``start`` .. ``start + limit`` of those matching, in creation order, without
+        visiting the ones before: O(buckets * log n + limit)."""
+        buckets: list[SortedIds] = self._index.matching(status, type_, task)
+        return [self.jobs[job_id] for job_id in page_of(buckets, start, limit)]
 
     def next_wake(self) -> float | None:
         """The earliest live instant: a due run or a paused job's resume time."""
@@ -130,16 +163,29 @@ class Store:
                 if job is not None and wake_time(job) == when and job_id not in seen:
                     seen.add(job_id)
                     out.append(job)
+                    if job.status is JobStatus.PENDING and job.schedule.type in _ONE_OFF:
+                        self._found_due.add(job_id)
         return out
+
+    def delayed(self) -> int:
+        """Pending one-off jobs with a delay or a date (retries included) whose time has not
+        come: not yet handed to the engine as due (O(1): two pair counts and a set's size).
+        While dispatching is paused nothing is handed out, so overdue ones stay counted until
+        it resumes."""
+        waiting = sum(self._index.count(JobStatus.PENDING, kind, None) for kind in _ONE_OFF)
+        return waiting - len(self._found_due)
 
     # --- writes --------------------------------------------------------------------------
 
     def check_unique(self, job: Job) -> None:
-        indexed = self._index(job)
-        if indexed is None or job.status in FINISHED:
+        if job.status in FINISHED:
             return
-        index, key = indexed
-        holder = index.get(key)
+        if job.unique_key is not None:
+            key, holder = job.unique_key, self._by_key.get(job.unique_key)
+        elif job.workflow_id is not None:
+            key, holder = job.workflow_id, self.workflow_holder(job.workflow_id)
+        else:
+            return
         if holder is not None and holder != job.id:
             raise DuplicateJob(key, encode(holder))
 
@@ -169,6 +215,7 @@ class Store:
 
     def requeue(self, job: Job) -> None:
         """Put a job's wake time back in the heap after the engine popped it but did not run it."""
+        self._found_due.discard(job.id)  # due again when popped again
         self._push(job)
 
     def _push(self, job: Job) -> None:
@@ -193,20 +240,40 @@ class Store:
             self.paused = change.paused
 
     def load(self, jobs: dict[int, Job], runs: dict[int, Iterable[Run]], *, paused: bool) -> None:
-        """Fill an empty store from recovered state in bulk: one pass for counts, keys and
-        wake times (written out inline: this loop runs a million times at a restart), then
-        one heapify per heap."""
+        """Fill an empty store from recovered state in bulk: one pass that groups ids for the
+        indexes and collects keys and wake times (written out inline: this loop runs a million
+        times at a restart; the counts come from the groups' sizes), then one heapify per heap.
+        The cycle collector is off meanwhile: everything built here lives as long as the store,
+        and collections triggered by a million allocations would only walk it (about 0.2 s)."""
         assert not self.jobs, "load() fills an empty store"
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._load(jobs, runs, paused=paused)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _load(self, jobs: dict[int, Job], runs: dict[int, Iterable[Run]], *, paused: bool) -> None:
         self.jobs = jobs
-        counts = dict.fromkeys(JobStatus, 0)
-        types = dict.fromkeys(JobType, 0)
-        by_key, by_workflow = self._by_key, self._by_workflow
+        grouped: dict[Key, list[int]] = {}
+        workflows: dict[str, int | list[int]] = {}
+        clashes: list[tuple[str, int]] = []  # second and later jobs of a workflow
+        by_key = self._by_key
         due, resume = self._due, self._resume
         pending, running, paused_ = JobStatus.PENDING, JobStatus.RUNNING, JobStatus.PAUSED
-        for job_id, job in jobs.items():
+        for job in jobs.values():
+            job_id = job.id  # the job's own int: the indexes add no object per job
             status = job.status
-            counts[status] += 1
-            types[job.schedule.type] += 1
+            key = (status, job.schedule.type, job.task)
+            group = grouped.get(key)
+            if group is None:
+                grouped[key] = [job_id]
+            else:
+                group.append(job_id)
+            workflow = job.workflow_id
+            if workflow is not None and workflows.setdefault(workflow, job_id) is not job_id:
+                clashes.append((workflow, job_id))
             if status is pending or status is running:
                 if job.scheduled is not None:
                     due.append((job.scheduled, job_id))
@@ -217,10 +284,11 @@ class Store:
                 continue  # finished: holds no key and has no wake time
             if job.unique_key is not None:
                 by_key[job.unique_key] = job_id
-            elif job.workflow_id is not None:
-                by_workflow[job.workflow_id] = job_id
-        self.counts.update(counts)
-        self.type_counts.update(types)
+        for (status, kind, _task), group in grouped.items():
+            self.counts[status] += len(group)
+            self.type_counts[kind] += len(group)
+        self._index.load(grouped)
+        self._workflows.load(workflows, clashes)
         heapq.heapify(due)
         heapq.heapify(resume)
         history = self.history
@@ -246,14 +314,27 @@ class Store:
             self.type_counts[job.schedule.type] += 1
         if old is None:
             self._index_key(job)
+            self._index.add(job)
+            if job.workflow_id is not None:
+                self._workflows.add(job.workflow_id, job.id)
             if when is not None:
                 self._push_at(job, when)
             return
         counts[old.status] -= 1
-        if (
-            old.unique_key is not job.unique_key
-            or old.workflow_id is not job.workflow_id
-            or ((old.status in FINISHED) != (job.status in FINISHED))
+        self._index.update(old, job)
+        if job.id in self._found_due and (
+            job.status is not JobStatus.PENDING
+            or job.scheduled != old.scheduled
+            or job.schedule.type not in _ONE_OFF
+        ):
+            self._found_due.discard(job.id)  # started, rescheduled or changed kind
+        if old.workflow_id != job.workflow_id:
+            if old.workflow_id is not None:
+                self._workflows.remove(old.workflow_id, old.id)
+            if job.workflow_id is not None:
+                self._workflows.add(job.workflow_id, job.id)
+        if old.unique_key is not job.unique_key or (
+            (old.status in FINISHED) != (job.status in FINISHED)
         ):
             self._unindex(old)
             self._index_key(job)
@@ -262,15 +343,12 @@ class Store:
             self._push_at(job, when)
 
     def _index_key(self, job: Job) -> None:
-        if job.status not in FINISHED:
-            indexed = self._index(job)
-            if indexed is not None:
-                indexed[0][indexed[1]] = job.id
+        if job.status not in FINISHED and job.unique_key is not None:
+            self._by_key[job.unique_key] = job.id
 
     def _unindex(self, job: Job) -> None:
-        indexed = self._index(job)
-        if indexed is not None and indexed[0].get(indexed[1]) == job.id:
-            del indexed[0][indexed[1]]
+        if job.unique_key is not None and self._by_key.get(job.unique_key) == job.id:
+            del self._by_key[job.unique_key]
 
     def _apply_delete(self, job_id: int) -> None:
         old = self.jobs.pop(job_id, None)
@@ -279,6 +357,10 @@ class Store:
         self.counts[old.status] -= 1
         self.type_counts[old.schedule.type] -= 1
         self._unindex(old)
+        self._index.remove(old)
+        if old.workflow_id is not None:
+            self._workflows.remove(old.workflow_id, old.id)
+        self._found_due.discard(job_id)
         self._runs.pop(job_id, None)
 
     def _apply_run(self, run: Run) -> None:
@@ -288,6 +370,9 @@ class Store:
         if len(runs) >= self.history:
             runs = runs[len(runs) - self.history + 1 :]
         self._runs[run.job_id] = (*runs, run)
+
+
+_ONE_OFF = (JobType.DELAYED, JobType.SCHEDULED)
 
 
 def _ignore(_when: float) -> None:

@@ -1,29 +1,72 @@
-"""Records -> JSON documents (camelCase, ISO 8601 with the job zone's offset). The edge only."""
+"""Records -> JSON documents (camelCase, ISO 8601 with the job zone's offset). The edge only.
+
+Rendering never fails, whatever a stored record holds: one job with an instant past year 9999,
+a duration of infinity or a zone that tzdata no longer lists must not turn the job, the list
+or the status card into a 500. Inputs are refused at the edge (jobspec) and what remote systems
+send is clamped there; this module is the last line: instants are clamped to what a datetime
+can show in every zone, a NaN is no instant (null), an unknown zone renders in UTC, and a
+duration that is not a finite non-negative number is spelled in plain seconds.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+import math
+from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
+from typing import Any, Final
 
 import msgspec
 
 from scheduler.durations import format_duration
+from scheduler.errors import SchedulerError
 from scheduler.ids import encode
 from scheduler.model import Job, Run, Schedule, fire_id
 from scheduler.schedules import load_zone
+
+#: The instants every zone can show: from the epoch (nothing a scheduler stores is older) to
+#: 9999-12-30 UTC (a day short of ``datetime.max``, so that no zone's offset overflows it).
+EARLIEST: Final = 0.0
+LATEST: Final = datetime(9999, 12, 30, tzinfo=UTC).timestamp()
+
+
+def clamp_instant(instant: float) -> float | None:
+    """``instant`` within [EARLIEST, LATEST]; None for a NaN (it names no instant)."""
+    if math.isnan(instant):
+        return None
+    return min(max(instant, EARLIEST), LATEST)
+
+
+@lru_cache(maxsize=512)
+def _zone(name: str) -> tzinfo:
+    """The job's zone, or UTC when it cannot be loaded (cached: a lookup that fails is slow)."""
+    try:
+        return load_zone(name)
+    except (SchedulerError, OSError, ValueError):
+        return UTC
 
 
 def iso(instant: float | None, zone: str) -> str | None:
     if instant is None:
         return None
-    return datetime.fromtimestamp(instant, load_zone(zone)).isoformat(timespec="milliseconds")
+    clamped = clamp_instant(instant)
+    if clamped is None:
+        return None
+    return datetime.fromtimestamp(clamped, _zone(zone)).isoformat(timespec="milliseconds")
+
+
+def duration_text(seconds: float) -> str:
+    """``format_duration`` for any float: a value it cannot spell (infinite, NaN, negative)
+    is written as plain seconds rather than raising."""
+    if math.isfinite(seconds) and seconds >= 0:
+        return format_duration(seconds)
+    return f"{seconds}s"
 
 
 def schedule_json(schedule: Schedule) -> dict[str, Any]:
     doc: dict[str, Any] = msgspec.to_builtins(schedule)
     for key in ("delay", "every"):
         if key in doc:
-            doc[key] = format_duration(doc[key])
+            doc[key] = duration_text(doc[key])
     return doc
 
 
@@ -54,15 +97,13 @@ def job_json(job: Job) -> dict[str, Any]:
         "retry": {
             "max": retry.max,
             "backoff": retry.backoff.value,
-            "delay": format_duration(retry.delay),
-            "maxDelay": format_duration(retry.max_delay),
+            "delay": duration_text(retry.delay),
+            "maxDelay": duration_text(retry.max_delay),
             "jitter": retry.jitter,
         },
-        "timeout": None if policy.timeout is None else format_duration(policy.timeout),
+        "timeout": None if policy.timeout is None else duration_text(policy.timeout),
         "misfire": {
-            "grace": None
-            if policy.misfire.grace is None
-            else format_duration(policy.misfire.grace),
+            "grace": None if policy.misfire.grace is None else duration_text(policy.misfire.grace),
             "coalesce": policy.misfire.coalesce.value,
         },
         "overlap": policy.overlap.value,
@@ -80,7 +121,7 @@ def job_json(job: Job) -> dict[str, Any]:
 
 def run_json(run: Run, zone: str) -> dict[str, Any]:
     return {
-        "fireId": fire_id(encode(run.job_id), run.fire),
+        "fireId": fire_id(encode(run.job_id), clamp_instant(run.fire) or 0.0),
         "scheduledTime": iso(run.fire, zone),
         "attempt": run.attempt,
         "outcome": run.outcome.value,

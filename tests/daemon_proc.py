@@ -31,8 +31,10 @@ class DaemonProcess:
         env: dict[str, str] | None = None,
         fsync: str = "never",
         scheduler: str = "",
+        nofile: int | None = None,
     ) -> None:
         self.root = root
+        self.nofile = nofile  # the open-files limit to start it with (systemd's default: 1024)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = root / "config.toml"
@@ -59,9 +61,12 @@ fsync = "{fsync}"
         self.log = root / "daemon.log"
 
     async def start(self, *, within: float = 15.0) -> None:
+        argv = [sys.executable, "-m", "scheduler", "run", "-c", str(self.config)]
+        if self.nofile is not None:  # prlimit execs the daemon: the pid stays the daemon's
+            argv = ["prlimit", f"--nofile={self.nofile}:{self.nofile}", "--", *argv]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(  # noqa: ASYNC220 - starting, not waiting
-                [sys.executable, "-m", "scheduler", "run", "-c", str(self.config)],
+                argv,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=self.env,
@@ -101,6 +106,12 @@ fsync = "{fsync}"
         await self.stop(signal.SIGKILL)
 
     async def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any, Any]:
+        if method in ("POST", "PUT", "PATCH") and "json" not in kwargs and "data" not in kwargs:
+            # A change without a body is still sent as JSON, as the dashboard and any JSON
+            # client do (the daemon refuses other media types on changes).
+            headers = dict(kwargs.get("headers") or {})
+            headers.setdefault("Content-Type", "application/json")
+            kwargs["headers"] = headers
         async with (
             aiohttp.ClientSession() as http,
             http.request(method, self.url + path, **kwargs) as resp,

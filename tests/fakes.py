@@ -88,6 +88,24 @@ class FakeClock:
         await self.advance(instant - self.now)
 
 
+def run_context(**overrides: Any) -> RunContext:
+    """A run's context as the engine builds it, with ``overrides`` (executor tests)."""
+    fields: dict[str, Any] = {
+        "job_id": "01JOB",
+        "fire_id": "01JOB:1800000000000",
+        "workflow_id": "wf-1",
+        "workflow_name": "Nightly",
+        "task": "task",
+        "payload": None,
+        "attempt": 1,
+        "fire": 1799971200.0,
+        "timezone": "Asia/Seoul",
+        "report_progress": lambda percent, message: None,
+        "report_pid": lambda pid: None,
+    }
+    return RunContext(**(fields | overrides))
+
+
 class RecordingExecutor:
     """Records each run's context and the clock time it started; outcomes come from a script."""
 

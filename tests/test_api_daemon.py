@@ -18,6 +18,7 @@ from tests.test_api_harness import TOKEN
 pytestmark = pytest.mark.integration
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+EMPTY_JSON = {"Content-Type": "application/json"}  # a change without a body is still JSON
 TASKS = """
 [tasks.work]
 kind = "command"
@@ -72,7 +73,9 @@ async def test_pause_patch_and_cancel_over_the_wire(daemon: DaemonProcess) -> No
         "PATCH", f"/api/jobs/{job_id}", json={"priority": "critical"}, headers=AUTH
     )
     assert (status, patched["priority"], patched["status"]) == (200, "critical", "paused")
-    status, resumed, _ = await daemon.request("POST", f"/api/jobs/{job_id}/resume", headers=AUTH)
+    status, resumed, _ = await daemon.request(
+        "POST", f"/api/jobs/{job_id}/resume", headers={**AUTH, **EMPTY_JSON}
+    )
     assert (status, resumed["status"]) == (200, "pending")
     _, slow, _ = await daemon.request("POST", "/api/jobs", json={"task": "slow"}, headers=AUTH)
     for _ in range(100):
@@ -82,7 +85,7 @@ async def test_pause_patch_and_cancel_over_the_wire(daemon: DaemonProcess) -> No
         await asyncio.sleep(0.02)
     started = time.monotonic()
     status, cancelled, _ = await daemon.request(
-        "POST", f"/api/jobs/{slow['id']}/cancel", headers=AUTH
+        "POST", f"/api/jobs/{slow['id']}/cancel", headers={**AUTH, **EMPTY_JSON}
     )
     assert (status, cancelled["status"]) == (200, "cancelled")
     assert time.monotonic() - started < 5

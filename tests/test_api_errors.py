@@ -180,6 +180,14 @@ _BODIES: list[object] = [
     {"payload": "\u0000", "task": "work", "priority": "none"},
     {"task": "work", "schedule": {"cron": "0 0 30 2 *"}},
     {"task": "work", "misfire": {"grace": "x"}},
+    # out of range: instants past year 9999, durations past 100 years, integers past 64 bits
+    {
+        "task": "work",
+        "schedule": {"at": "9999-12-31T23:59-05:00"},
+        "until": "9999-12-31T23:59-05:00",
+        "olderThan": "99999999d",
+    },
+    {"task": "work", "schedule": {"delay": 1e300}, "payload": 10**30, "timeout": 1e300},
 ]
 _QUERIES = ["", "?force=maybe&wait=perhaps&n=-1&page=x"]
 

@@ -203,3 +203,51 @@ def test_the_installed_command_works() -> None:
     )
     assert bad.returncode == 2
     assert "never occurs" in bad.stderr
+
+
+def test_an_rrule_without_dtstart_lists_its_runs_from_the_minute_of_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run_next(
+        capsys, "FREQ=MINUTELY;COUNT=3", "--tz", "UTC", "--after", "2026-01-01T10:00:20", "--json"
+    )
+    assert code == 0
+    assert json.loads(out) == [
+        "2026-01-01T10:00:00+00:00",
+        "2026-01-01T10:01:00+00:00",
+        "2026-01-01T10:02:00+00:00",
+    ]
+
+
+def test_a_cron_rule_with_a_no_break_space_is_refused_naming_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run_next(capsys, "0\u00a09 * * *")
+    assert (code, out) == (2, "")
+    assert "U+00A0 (NO-BREAK SPACE) is not a field separator" in err
+
+
+def test_a_rule_that_matches_once_in_four_years_is_listed_at_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    spec = "FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=29;BYHOUR=23;BYMINUTE=59;BYSECOND=59"
+    code, out, _ = run_next(
+        capsys, spec, "--tz", "UTC", "--after", "2026-01-01", "-n", "3", "--json"
+    )
+    assert code == 0
+    assert json.loads(out) == [
+        "2028-02-29T23:59:59+00:00",
+        "2032-02-29T23:59:59+00:00",
+        "2036-02-29T23:59:59+00:00",
+    ]
+
+
+@pytest.mark.parametrize("after", ["0001-01-01T00:00", "9999-12-31T23:00"])
+def test_an_after_time_out_of_range_is_refused_naming_it(
+    capsys: pytest.CaptureFixture[str], after: str
+) -> None:
+    code, out, err = run_next(capsys, "0 9 * * *", "--after", after)
+    assert code == 2
+    assert out == ""
+    assert "--after" in err
+    assert "Traceback" not in err

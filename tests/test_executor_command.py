@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -17,7 +18,6 @@ import pytest
 from scheduler.config import TaskConfig, TaskKind
 from scheduler.executors import (
     CommandExecutor,
-    RunContext,
     build_executor,
     job_environment,
     process_start_ticks,
@@ -26,25 +26,12 @@ from scheduler.executors import (
 from scheduler.executors.base import MAX_ERROR_CHARS
 from scheduler.executors.command import TAIL_BYTES
 from scheduler.model import Outcome, RunResult
+from tests.fakes import run_context
 
 BASE_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "FROM_BASE": "base"}
 
 
-def make_ctx(**overrides: Any) -> RunContext:
-    fields: dict[str, Any] = {
-        "job_id": "01JOB",
-        "fire_id": "01JOB:1800000000000",
-        "workflow_id": "wf-1",
-        "workflow_name": "Nightly",
-        "task": "cmd",
-        "payload": {"n": 1},
-        "attempt": 3,
-        "fire": 1799971200.0,
-        "timezone": "Asia/Seoul",
-        "report_progress": lambda percent, message: None,
-        "report_pid": lambda pid: None,
-    }
-    return RunContext(**(fields | overrides))
+make_ctx = functools.partial(run_context, task="cmd", payload={"n": 1}, attempt=3)
 
 
 def command(*argv: str, **fields: Any) -> CommandExecutor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -14,9 +15,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from scheduler.config import TaskConfig, TaskKind
-from scheduler.executors import HttpExecutor, RunContext, build_executor, make_session
+from scheduler.executors import HttpExecutor, build_executor, make_session
 from scheduler.executors.http import parse_retry_after
 from scheduler.model import Outcome, RunResult
+from tests.fakes import run_context
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ServerFactory = Callable[..., Awaitable[TestServer]]
@@ -38,21 +40,9 @@ class FixedClock:
         raise NotImplementedError
 
 
-def make_ctx(**overrides: Any) -> RunContext:
-    fields: dict[str, Any] = {
-        "job_id": "01JOB",
-        "fire_id": "01JOB:1800000000000",
-        "workflow_id": "wf-1",
-        "workflow_name": "Nightly",
-        "task": "hook",
-        "payload": {"email": "a@b.c", "n": [1, 2]},
-        "attempt": 2,
-        "fire": 1799971200.0,
-        "timezone": "Asia/Seoul",
-        "report_progress": lambda percent, message: None,
-        "report_pid": lambda pid: None,
-    }
-    return RunContext(**(fields | overrides))
+make_ctx = functools.partial(
+    run_context, task="hook", payload={"email": "a@b.c", "n": [1, 2]}, attempt=2
+)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import json
 import threading
 from typing import Any
@@ -14,30 +15,15 @@ from scheduler.config import TaskConfig, TaskKind
 from scheduler.errors import ExecutorError, PermanentError
 from scheduler.executors import (
     PythonExecutor,
-    RunContext,
     TaskContext,
     build_executor,
     resolve_callable,
 )
 from scheduler.executors.python import MAX_RESULT_BYTES
 from scheduler.model import Outcome, RunResult
+from tests.fakes import run_context
 
-
-def make_ctx(**overrides: Any) -> RunContext:
-    fields: dict[str, Any] = {
-        "job_id": "01JOB",
-        "fire_id": "01JOB:1800000000000",
-        "workflow_id": "wf-1",
-        "workflow_name": "Nightly",
-        "task": "py",
-        "payload": {"email": "a@b.c"},
-        "attempt": 1,
-        "fire": 1799971200.0,
-        "timezone": "Asia/Seoul",
-        "report_progress": lambda percent, message: None,
-        "report_pid": lambda pid: None,
-    }
-    return RunContext(**(fields | overrides))
+make_ctx = functools.partial(run_context, task="py", payload={"email": "a@b.c"})
 
 
 async def run(func: Any, **ctx_fields: Any) -> RunResult:

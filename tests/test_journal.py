@@ -362,3 +362,92 @@ async def test_close_flushes_and_later_appends_fail(
     assert counter.calls
     with pytest.raises(PersistenceError, match="closed"):
         j.append(SetMeta(paused=False))
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [OSError(errno.ENOSPC, "No space left on device"), 7],
+    ids=["ENOSPC", "short-write"],
+)
+async def test_a_full_disk_error_names_no_path_and_the_log_names_the_directory_once(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    failure: OSError | int,
+) -> None:
+    """The StorageFull message is what an HTTP client gets in its 507: where the state lives
+    is for the operator's log, which says it once per full-disk episode, not per request."""
+    directory = tmp_path / "secret-place" / "state"
+    j = await open_journal(directory)
+    real_write = os.write
+
+    def full_write(fd: int, data: bytes) -> int:
+        if isinstance(failure, int):
+            return real_write(fd, data[:failure])
+        raise failure
+
+    caplog.set_level("INFO", logger="scheduler.persistence.journal")
+    monkeypatch.setattr(os, "write", full_write)
+    errors = []
+    for n in range(3):
+        with pytest.raises(StorageFull) as refused:
+            j.append(PutJob(job(n)))
+        errors.append(refused.value)
+    monkeypatch.undo()
+    for error in errors:
+        assert "secret-place" not in str(error)
+        assert "secret-place" not in error.message
+        assert "disk is full" in error.message
+        assert "journal" in error.message
+    full = [r for r in caplog.records if "disk is full" in r.getMessage()]
+    assert len(full) == 1
+    assert str(directory) in full[0].getMessage()
+    assert full[0].levelname == "WARNING"
+    j.append(PutJob(job(9)))
+    again = [r for r in caplog.records if "writes work again" in r.getMessage()]
+    assert len(again) == 1
+    assert str(directory) in again[0].getMessage()
+    await j.close()
+
+
+async def test_a_507_answer_names_no_path_of_the_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end in process: the API's 507 for a full disk carries the generic message."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from scheduler.api.app import create_app
+    from scheduler.api.keys import DaemonState, Phase
+    from scheduler.config import Config, PersistenceConfig
+    from scheduler.library import Scheduler
+
+    state_dir = tmp_path / "private-customer-dir"
+    config = Config(persistence=PersistenceConfig(dir=str(state_dir), fsync="never"))
+    sched = Scheduler(config, environ={})
+    sched.register_task("t", lambda payload: None)
+    await sched.start()
+    state = DaemonState()
+    state.phase, state.loaded = Phase.RUNNING, True
+    client = TestClient(TestServer(create_app(sched, state, token=None), host="127.0.0.1"))
+    await client.start_server()
+    journal_fd = sched.persistence.journal._fd
+    real_write = os.write
+
+    def full_write(fd: int, data: bytes) -> int:
+        if fd == journal_fd:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    try:
+        monkeypatch.setattr(os, "write", full_write)
+        resp = await client.post("/api/jobs", json={"task": "t", "schedule": {"delay": "1h"}})
+        body = await resp.json()
+        monkeypatch.undo()
+        assert resp.status == 507, body
+        assert body["error"]["code"] == "storage_full"
+        assert "private-customer-dir" not in json.dumps(body)
+        assert str(tmp_path) not in json.dumps(body)
+    finally:
+        monkeypatch.undo()
+        await client.close()
+        await sched.stop(grace=0)

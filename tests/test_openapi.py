@@ -90,10 +90,17 @@ class Conformance:
         return None if media is None else media["schema"]
 
     async def call(
-        self, method: str, template: str, *, status: int, json: Any = None, **params: str
+        self,
+        method: str,
+        template: str,
+        *,
+        status: int,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        **params: str,
     ) -> Any:
         path = template.format(**params)
-        got, body = await self.api.call(method, path, json=json)
+        got, body = await self.api.call(method, path, json=json, headers=headers)
         assert got == status, (method, path, got, body)
         schema = self.schema_for(template.split("?", maxsplit=1)[0], method, got)
         if schema is not None:
@@ -170,7 +177,10 @@ async def test_real_responses_conform_to_the_document(api: Api) -> None:
     await c.call("POST", "/api/scheduler/resume", status=200)
     await c.call("POST", "/api/scheduler/clean", status=200, json={"status": ["failed"]})
     await c.call("DELETE", "/api/jobs/{id}", status=204, id=jid)
-    await c.call("POST", "/api/jobs", status=415, json=None)
+    await c.call("POST", "/api/jobs", status=415, headers={"Content-Type": "text/plain"})
+    cross_site = {"Sec-Fetch-Site": "cross-site"}
+    await c.call("POST", "/api/scheduler/pause", status=403, headers=cross_site)
+    await c.call("GET", "/api/jobs?stauts=failed", status=400)
     covered = {(path, method.lower()) for method, path, _ in c.checked}
     elsewhere = {("/api/events", "get"), ("/api/scheduler", "head"), ("/api/openapi.json", "get")}
     assert documented() - ELSEWHERE - elsewhere - covered == set()

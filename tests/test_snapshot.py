@@ -223,3 +223,19 @@ async def test_a_full_disk_fails_the_snapshot_and_leaves_no_temp_file(
     with pytest.raises(StorageFull, match="snapshot not written"):
         await write_snapshot(tmp_path, state(2, last_seq=5))
     assert names(tmp_path) == ["snapshot-00000000000000000001.snap"]
+
+
+async def test_a_full_disk_snapshot_error_names_no_path_but_the_log_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def full(fd: int, buffers: list[memoryview]) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "writev", full)
+    with pytest.raises(StorageFull) as refused:
+        await write_snapshot(tmp_path, state(2, last_seq=5))
+    assert str(tmp_path) not in refused.value.message
+    assert refused.value.message == "the disk is full: snapshot not written"
+    [logged] = [r for r in caplog.records if "snapshot not written" in r.getMessage()]
+    assert str(tmp_path / "snapshot-00000000000000000005.snap") in logged.getMessage()
+    assert "No space left on device" in logged.getMessage()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from scheduler.api.server import FD_RESERVE, ServerLimits, connection_cap
 from scheduler.cli import DEFAULT_CONFIG
 from scheduler.config import SchedulerConfig
 
@@ -106,6 +107,14 @@ def test_the_stop_timeout_leaves_room_after_the_shutdown_grace() -> None:
     timeout = float(_service()["TimeoutStopSec"][0])
 
     assert timeout >= SchedulerConfig().shutdown_grace + 10
+
+
+def test_the_open_files_limit_leaves_room_for_connections_and_jobs() -> None:
+    [limit] = _service()["LimitNOFILE"]
+    soft = int(limit.split(":")[0])
+    limits = ServerLimits()
+    assert connection_cap(limits, soft) == limits.max_connections  # not lowered at start
+    assert soft - limits.max_connections >= 4 * FD_RESERVE  # and plenty left for jobs
 
 
 def test_the_unit_runs_as_a_dynamic_user_with_state_config_and_credential() -> None:

@@ -1,8 +1,12 @@
 """The application factory.
 
 Middlewares, outermost first: the error middleware (every error becomes the one JSON document),
-then security (Host check, CORS preflight, bearer token). CORS headers are added in
-``on_response_prepare`` so that streams get them too.
+then security (Host check, CORS preflight, cross-site refusal, bearer token, JSON media type),
+then the query check (a route that takes a query takes only its documented parameters). CORS
+headers are added in ``on_response_prepare`` so that streams get them too.
+
+What the transport itself bounds (connections, idle and header timeouts, oversized headers) is
+set where the server is run: :mod:`scheduler.api.server`.
 """
 
 from __future__ import annotations
@@ -12,13 +16,18 @@ from aiohttp import web
 from scheduler.api import actions, control, dashboard, jobs, metrics, openapi, sse, status
 from scheduler.api.errors import error_middleware
 from scheduler.api.keys import SCHEDULER, SETTINGS, STATE, ApiSettings, DaemonState
+from scheduler.api.queries import query_middleware
 from scheduler.api.security import add_cors_headers, is_loopback_bind, security_middleware
 from scheduler.library import Scheduler
 
 MAX_BODY = 1024 * 1024
 #: Header lines up to 32 KiB reach the middleware, so an oversized token is a 401 like any
-#: other bad token, not the HTTP parser's 400 (which would echo the header back).
+#: other bad token; past that the HTTP parser refuses the request (see ``api.server``).
 MAX_FIELD_SIZE = 32 * 1024
+#: Event streams open at once; past it ``GET /api/events`` answers 503 with ``Retry-After``.
+MAX_STREAMS = 100
+#: The routes another site may read when ``cors_origins`` lists it: the status card only.
+CORS_ROUTES: tuple[str, ...] = ("/api/scheduler",)
 
 
 def create_app(
@@ -27,6 +36,8 @@ def create_app(
     *,
     token: str | None = None,
     heartbeat: float = 15.0,
+    max_streams: int = MAX_STREAMS,
+    cors_routes: tuple[str, ...] = CORS_ROUTES,
 ) -> web.Application:
     """The API around ``sched``. ``token`` None turns authentication off; CORS origins and the
     loopback Host check follow ``sched.config.server``."""
@@ -35,10 +46,12 @@ def create_app(
         token=token or None,
         loopback=is_loopback_bind(server.host),
         cors_origins=tuple(server.cors_origins),
+        cors_routes=tuple(cors_routes),
         heartbeat=heartbeat,
+        max_streams=max_streams,
     )
     app = web.Application(
-        middlewares=[error_middleware, security_middleware],
+        middlewares=[error_middleware, security_middleware, query_middleware],
         client_max_size=MAX_BODY,
         handler_args={"max_field_size": MAX_FIELD_SIZE},
     )

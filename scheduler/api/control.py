@@ -10,7 +10,7 @@ from scheduler.api.keys import SCHEDULER, STATE
 from scheduler.api.status import status_document
 from scheduler.errors import InvalidInput
 from scheduler.ids import encode
-from scheduler.jobspec import expect_choice, expect_duration_or_zero, invalid, parse_job_input
+from scheduler.jobspec import expect_choice, expect_duration_or_zero, invalid
 from scheduler.model import FINISHED, JobStatus
 from scheduler.views import job_json
 
@@ -30,7 +30,7 @@ async def put_workflow_schedule(request: web.Request) -> web.Response:
     if given != workflow_id:
         raise invalid("workflowId", f"the workflow id of the path ({workflow_id!r})", given)
     raw = {**raw, "workflowId": workflow_id}
-    spec = parse_job_input(raw, defaults=sched.defaults, style="camel", tasks=sched.runtimes)
+    spec = sched.parse_input(raw)
     job, created = await sched.service.upsert_workflow(workflow_id, spec)
     if created:
         return json_response(

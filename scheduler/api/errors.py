@@ -2,7 +2,9 @@
 ``{"error": {"code", "message", "field"}}``. Nothing else ever reaches a client as an error.
 
 An exception that is not one of ours is a bug: it is logged with its traceback and the client
-gets a 500 with the same document and no detail (never a traceback, never a secret).
+gets a 500 with the same document and no detail (never a traceback, never a secret). A
+``ConnectionError`` is the client having gone (or been cut off by a read deadline): it is left
+to the server's protocol (:mod:`.server`), which closes the connection without a traceback.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def error_response(
     status: int, code: str, message: str, field: str | None = None, **extra: str
 ) -> web.Response:
     body = {"error": {"code": code, "message": message, "field": field, **extra}}
-    return web.json_response(body, status=status)
+    return json_response(body, status=status)
 
 
 def json_response(
@@ -101,6 +103,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if status == 503:
             response.headers["Retry-After"] = "1"
         return response
+    except ConnectionError:
+        raise  # the client went away (or was cut off) mid-request: not a bug, nobody to answer
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

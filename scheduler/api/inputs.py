@@ -2,22 +2,31 @@
 
 Every problem is an :class:`~scheduler.errors.InvalidInput` naming the field (``body``,
 ``until``, ``page``...), which the error middleware turns into a 400. Nothing here changes state.
+
+A body nests at most :data:`~scheduler.executors.base.MAX_JSON_DEPTH` levels (deeper JSON could
+not be journalled, and decoding it at all can exhaust the stack). An instant (pause ``until``)
+lies in the range of :mod:`scheduler.durations`, and a local one is read by the one DST rule
+``at`` times use (:func:`scheduler.triggers.once.local_instants`): a time in a spring-forward gap
+is the end of the gap, a time in a fold its first occurrence.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any, Final
 
 import msgspec
 from aiohttp import web
 
 from scheduler.api.keys import SCHEDULER, STATE, Phase
+from scheduler.checks import Check, expect_int, invalid, read_keys
+from scheduler.durations import check_datetime
 from scheduler.errors import InvalidInput, InvalidState, NotReady
-from scheduler.jobspec import Check, expect_int, invalid, read_keys
+from scheduler.executors.base import MAX_JSON_DEPTH, json_deeper
 from scheduler.model import Job
 from scheduler.schedules import load_zone
+from scheduler.triggers.dst import AT
+from scheduler.triggers.once import local_instants, parse_iso
 
 _JSON_TYPES: Final = ("application/json", "application/merge-patch+json")
 
@@ -40,7 +49,18 @@ async def read_json(request: web.Request) -> Any:
     """The request body as JSON; 415 for another media type, 400 naming the problem."""
     if request.content_type not in _JSON_TYPES:
         raise web.HTTPUnsupportedMediaType(reason="send the body as application/json")
-    raw = await request.read()
+    return decode_body(await request.read())
+
+
+def decode_body(raw: bytes) -> Any:
+    """JSON bytes -> a value nested at most MAX_JSON_DEPTH levels, or a 400 on ``body``.
+
+    The nesting is read from the bytes first: decoding a deeper body could exhaust the stack.
+    """
+    if json_deeper(raw):
+        raise InvalidInput(
+            f"body: expected JSON nested at most {MAX_JSON_DEPTH} levels deep", field="body"
+        )
     try:
         return msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
@@ -87,21 +107,23 @@ def query_bool(request: web.Request, name: str) -> bool:
     raise invalid(name, "true or false", text)
 
 
+_INSTANT = "an ISO 8601 date-time such as 2026-12-24T09:00+09:00"
+
+
 def expect_instant(zone: str) -> Check:
-    """An ISO 8601 date-time: with an offset, or local in ``zone``; returns epoch seconds."""
+    """An ISO 8601 date-time: with an offset, or local in ``zone`` (read like an ``at`` time,
+    so a time in a DST gap is the gap's end); returns epoch seconds."""
 
     def check(value: object, field: str) -> float:
-        if not isinstance(value, str):
-            raise invalid(field, "an ISO 8601 date-time such as 2026-12-24T09:00+09:00", value)
+        if not isinstance(value, str) or len(value) > 64:
+            raise invalid(field, _INSTANT, value)
         try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            raise invalid(
-                field, "an ISO 8601 date-time such as 2026-12-24T09:00+09:00", value
-            ) from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=load_zone(zone))
-        return moment.timestamp()
+            moment = parse_iso(value, field=field)
+        except InvalidInput:
+            raise invalid(field, _INSTANT, value) from None
+        check_datetime(moment, field=field)
+        # AT never skips a gap time, so there is always an instant: the first.
+        return local_instants(value, load_zone(zone), AT, field=field)[0].timestamp()
 
     return check
 

@@ -17,7 +17,7 @@ from scheduler.api.inputs import (
 )
 from scheduler.api.keys import SCHEDULER
 from scheduler.ids import encode
-from scheduler.jobspec import expect_choice, parse_job_input
+from scheduler.jobspec import expect_choice
 from scheduler.model import JobStatus, JobType, Run, Source
 from scheduler.views import job_json, run_json
 
@@ -28,7 +28,9 @@ MAX_PAGE_SIZE = 500
 
 @routes.get("/api/jobs")
 async def list_jobs(request: web.Request) -> web.Response:
-    """A page of jobs in creation order (oldest first), with the number that match in all."""
+    """A page of jobs in creation order (oldest first), with the number that match in all.
+    Filters (any combination): ``status``, ``type``, ``workflowId``, ``task``; a query
+    parameter the route does not take is a 400 naming it (see :mod:`.queries`)."""
     query = request.query
     status = query.get("status")
     kind = query.get("type")
@@ -38,6 +40,7 @@ async def list_jobs(request: web.Request) -> web.Response:
         status=None if status is None else expect_choice(JobStatus, status, "status"),
         type_=None if kind is None else expect_choice(JobType, kind, "type"),
         workflow_id=query.get("workflowId"),
+        task=query.get("task"),
         page=page,
         limit=limit,
     )
@@ -51,7 +54,7 @@ async def create_job(request: web.Request) -> web.Response:
     admitting(request)
     sched = request.app[SCHEDULER]
     raw = await read_object(request)
-    spec = parse_job_input(raw, defaults=sched.defaults, style="camel", tasks=sched.runtimes)
+    spec = sched.parse_input(raw)
     wait = query_bool(request, "wait")
     if wait:
         check_can_wait(request)
@@ -60,7 +63,11 @@ async def create_job(request: web.Request) -> web.Response:
         # Test mode: watch the job's own first run (it is due now) instead of adding a second.
         job = sched.service.build(spec, source=Source.API)
         done = sched.service.next_record(job.id)
-        job = await sched.service.add(job)
+        try:
+            job = await sched.service.add(job)
+        except BaseException:
+            done.cancel()  # its listener goes with it: a refused create leaves nothing behind
+            raise
     else:
         job = await sched.service.create(spec)
         done = await sched.service.run_now(encode(job.id)) if wait else None
@@ -89,7 +96,7 @@ async def patch_job(request: web.Request) -> web.Response:
     job = sched.service.get(job_id)
     patch = await read_object(request)
     merged = merge_patch(job, patch)
-    spec = parse_job_input(merged, defaults=sched.defaults, style="camel", tasks=sched.runtimes)
+    spec = sched.parse_input(merged)
     return json_response(job_json(await sched.service.modify(job_id, spec)))
 
 

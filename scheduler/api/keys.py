@@ -30,14 +30,18 @@ class ApiSettings:
     updates the token in place, and handlers read it on every request.
 
     ``token`` None turns authentication off (only allowed on a loopback bind). ``loopback``
-    turns on the Host check against DNS rebinding. ``heartbeat`` is the seconds between SSE
-    comment lines (tests shorten it).
+    turns on the Host check against DNS rebinding. ``cors_origins`` may read the routes listed
+    in ``cors_routes`` (the status card by default) from another site. ``heartbeat`` is the
+    seconds between SSE comment lines (tests shorten it); ``max_streams`` caps the event
+    streams open at once (past it, 503 with ``Retry-After``).
     """
 
     token: str | None = None
     loopback: bool = True
     cors_origins: tuple[str, ...] = ()
+    cors_routes: tuple[str, ...] = ("/api/scheduler",)
     heartbeat: float = 15.0
+    max_streams: int = 100
 
 
 SCHEDULER = web.AppKey("scheduler", Scheduler)

@@ -262,6 +262,18 @@ def _status() -> Schema:
             "failedJobs": count,
             "cancelledJobs": count,
             "pausedJobs": count,
+            "delayedJobs": {
+                **count,
+                "description": (
+                    "one-off jobs with a delay or a date (type delayed or scheduled) that are "
+                    "pending: created, or waiting for a retry, and not yet started"
+                ),
+            },
+            "jobsByType": obj(
+                {kind.value: count for kind in JobType},
+                required=tuple(kind.value for kind in JobType),
+                description="stored jobs by type, whatever their status (they sum to totalJobs)",
+            ),
             "state": {"type": "string", "enum": ["starting", "running", "paused", "stopping"]},
             "nextJob": nullable(
                 obj(

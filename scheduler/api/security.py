@@ -1,4 +1,4 @@
-"""Who may talk to the API: the bearer token, the Host check and CORS.
+"""Who may talk to the API: the bearer token, the Host check, cross-site requests and CORS.
 
 Policy (SPEC "Security"):
 
@@ -10,14 +10,30 @@ Policy (SPEC "Security"):
   (GET/HEAD ``/api/scheduler``), ``/healthz``, the dashboard's static files (``/`` and
   ``/static/...``) and CORS preflights (browsers never send credentials on those). The header is
   compared as bytes with :func:`hmac.compare_digest`; whatever is wrong with it (missing,
-  ``Basic``, empty, huge, not ASCII) the answer is the same 401, never a 500.
+  ``Basic``, empty, huge, not ASCII) the answer is the same 401, never a 500. (A header too big
+  for the HTTP parser never gets here: :mod:`.server` answers it, 401 for ``Authorization``.)
 - Bound to a non-loopback address without a token the daemon refuses to start.
 - On a loopback bind a ``Host`` other than ``localhost``, ``127.0.0.1`` or ``[::1]`` (any port)
   gets 403: a web page whose DNS name was re-pointed at 127.0.0.1 (DNS rebinding) must not reach
   the API through the victim's browser. A request without a Host header cannot come from a
   browser and passes.
-- CORS headers are sent only to origins listed in ``cors_origins`` (``"*"`` allows any), and only
-  for GET/HEAD and the preflight of a GET: no cross-origin page can change anything.
+- Cross-site requests (CSRF): without a token (the default) any page the operator visits could
+  otherwise POST to ``http://127.0.0.1:8080`` and pause, resume or clean the scheduler. A request
+  that may change state (any method but GET, HEAD and OPTIONS) is refused with 403 when the
+  browser says it comes from elsewhere: ``Sec-Fetch-Site`` other than ``same-origin`` or
+  ``none``, or (from browsers that do not send that header) an ``Origin`` that is ``null`` or
+  whose host and port differ from the ``Host`` the request was sent to. The dashboard, served by
+  the daemon itself, is same-origin (``http://127.0.0.1:PORT`` or ``http://localhost:PORT``);
+  clients that send neither header (curl, scripts, other servers) are not browsers and pass.
+- Those requests must also be JSON: POST, PUT and PATCH need ``Content-Type: application/json``
+  (or ``application/merge-patch+json``) even with an empty body, and a DELETE that carries a
+  type must carry that one; anything else is 415. An HTML form can only send
+  ``application/x-www-form-urlencoded``, ``multipart/form-data`` or ``text/plain``, and a script
+  that sends JSON to another site needs a CORS preflight, which is refused: so no other page
+  can make a browser send one of these requests even if it hid its origin.
+- CORS headers are sent only to origins listed in ``cors_origins`` (``"*"`` allows any), only on
+  the routes listed in ``cors_routes`` (the status card by default: jobs, payloads, metrics and
+  events stay unreadable to other sites), and only for GET/HEAD and the preflight of a GET.
 """
 
 from __future__ import annotations
@@ -36,8 +52,12 @@ from scheduler.errors import ConfigError
 
 CREDENTIAL_NAME = "api_token"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+JSON_TYPES = frozenset({"application/json", "application/merge-patch+json"})
 _OPEN_PATHS = frozenset({"/api/scheduler", "/healthz", "/"})
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
+_READ_ONLY = frozenset({"GET", "HEAD", "OPTIONS"})
+_NEED_JSON = frozenset({"POST", "PUT", "PATCH"})
+_SAME_SITE = frozenset({"same-origin", "none"})  # Sec-Fetch-Site values of our own pages
 
 
 def read_token(environ: Mapping[str, str], token_env: str | None) -> str | None:
@@ -119,11 +139,56 @@ def _origin_allowed(settings: ApiSettings, origin: str) -> bool:
     return "*" in settings.cors_origins or origin in settings.cors_origins
 
 
+def origin_host(origin: str) -> str | None:
+    """``host[:port]`` of an ``Origin`` header (lower case), or None for ``null`` or junk."""
+    scheme, sep, rest = origin.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest or "/" in rest:
+        return None
+    return rest.lower()
+
+
+def is_cross_site(request: web.Request) -> bool:
+    """Whether a browser says this request comes from a page of another origin."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site.strip().lower() not in _SAME_SITE
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is None:
+        return False  # not a browser, or a same-origin GET: nothing to fear
+    host = request.headers.get(hdrs.HOST)
+    return host is None or origin_host(origin) != host.strip().lower()
+
+
+def _check_change(request: web.Request) -> None:
+    """CSRF guard for requests that may change state (see the module's policy)."""
+    if is_cross_site(request):
+        raise web.HTTPForbidden(
+            reason="a page of another site cannot change the scheduler (cross-site request)"
+        )
+
+
+def _check_json(request: web.Request) -> None:
+    if request.match_info.http_exception is not None:
+        return  # no such route or method: its 404 or 405 says more than a 415 would
+    declared = hdrs.CONTENT_TYPE in request.headers
+    checked = request.method in _NEED_JSON or declared or request.body_exists
+    if checked and (not declared or request.content_type not in JSON_TYPES):
+        raise web.HTTPUnsupportedMediaType(
+            reason="send Content-Type: application/json (even with an empty body)"
+        )
+
+
 def _preflight(request: web.Request, settings: ApiSettings) -> web.Response:
     origin = request.headers.get(hdrs.ORIGIN, "")
     method = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_METHOD, "")
-    if method.upper() not in _SAFE_METHODS or not _origin_allowed(settings, origin):
-        raise web.HTTPForbidden(reason="cross-origin requests are allowed only for GET")
+    if (
+        request.path not in settings.cors_routes
+        or method.upper() not in _SAFE_METHODS
+        or not _origin_allowed(settings, origin)
+    ):
+        raise web.HTTPForbidden(
+            reason="cross-origin requests are allowed only to read the routes in cors_routes"
+        )
     return web.Response(
         status=204,
         headers={
@@ -138,7 +203,8 @@ def _preflight(request: web.Request, settings: ApiSettings) -> web.Response:
 
 @web.middleware
 async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Host check, CORS preflight, then the bearer token (see the module's policy)."""
+    """Host check, CORS preflight, cross-site refusal, the bearer token, then the JSON media
+    type of a change (see the module's policy)."""
     settings = request.app[SETTINGS]
     if settings.loopback:
         host = request.headers.get(hdrs.HOST)
@@ -150,9 +216,14 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
         and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers
     ):
         return _preflight(request, settings)
+    changes = request.method not in _READ_ONLY
+    if changes:
+        _check_change(request)
     token = settings.token
     if token is not None and not _is_open(request) and not _authorized(request, token.encode()):
         raise _unauthorized()
+    if changes:
+        _check_json(request)
     return await handler(request)
 
 
@@ -161,7 +232,8 @@ async def add_cors_headers(request: web.Request, response: web.StreamResponse) -
     origin = request.headers.get(hdrs.ORIGIN)
     if origin is None or request.method not in _SAFE_METHODS:
         return
-    if _origin_allowed(request.app[SETTINGS], origin):
+    settings = request.app[SETTINGS]
+    if request.path in settings.cors_routes and _origin_allowed(settings, origin):
         response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
         response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = "ETag"
         response.headers.add(hdrs.VARY, "Origin")

@@ -5,20 +5,25 @@ line (``: ping``) every ``heartbeat`` seconds keeps proxies from closing an idle
 notices a client that has gone. ``?jobId=`` keeps one job's events. A client that reconnects with
 ``Last-Event-ID`` first gets what it missed from the hub's bounded ring.
 
-A subscriber's queue is bounded: a client too slow to keep up is sent one ``stream-overflow``
-event (no id, so its last event id stays that of the last event it got) and the stream ends; it
-can reconnect and resume from the ring. At shutdown the daemon closes every stream first, so
-stopping never waits for idle clients.
+Bounded on every side, so that streams can never starve the API: at most ``max_streams`` are
+open at once (past that, 503 with ``Retry-After``); a stream wakes once per loop turn and writes
+everything published since in one write, not one write per event; a client whose socket takes
+no data for ``SEND_TIMEOUT`` seconds is cut off. A client too slow to keep up is sent one
+``stream-overflow`` event (no id, so its last event id stays that of the last event it got) and
+the stream ends; it can reconnect and resume from the ring. At shutdown the daemon closes every
+stream first, so stopping never waits for idle clients.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Final
 
 import msgspec
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
+from scheduler.api.errors import error_response
 from scheduler.api.inputs import admitting
 from scheduler.api.keys import SCHEDULER, SETTINGS
 from scheduler.errors import InvalidInput
@@ -27,7 +32,29 @@ from scheduler.events import Event, Subscription
 routes = web.RouteTableDef()
 
 OVERFLOW_EVENT = "stream-overflow"
+#: Seconds a write to one client may wait for its socket before the client is cut off.
+SEND_TIMEOUT: Final = 10.0
+#: Seconds a client refused for too many streams is asked to wait before it tries again.
+RETRY_AFTER: Final = 5
 _encode = msgspec.json.Encoder().encode
+
+
+class EventStream(EventSourceResponse):
+    """An SSE response that writes a batch of events in one write."""
+
+    async def send_events(self, events: list[Event]) -> None:
+        """Raises TimeoutError (and aborts the connection) past ``send_timeout``."""
+        payload = b"".join(_frame(event) for event in events)
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await self.write(payload)
+        except ConnectionResetError:
+            self.stop_streaming()
+            raise
+        except TimeoutError:
+            self.stop_streaming()
+            self._abort_transport()  # a stalled peer never drains: do not wait for it
+            raise
 
 
 @routes.get("/api/events")
@@ -35,8 +62,18 @@ async def events(request: web.Request) -> web.StreamResponse:
     admitting(request)
     last_id = _last_event_id(request)
     hub = request.app[SCHEDULER].hub
+    settings = request.app[SETTINGS]
+    if hub.streams >= settings.max_streams:
+        refused = error_response(
+            503,
+            "unavailable",
+            f"too many event streams open (at most {settings.max_streams}); retry later",
+        )
+        refused.headers["Retry-After"] = str(RETRY_AFTER)
+        refused.force_close()  # its connection is not kept for another try
+        return refused
     sub = hub.subscribe(request.query.get("jobId"), last_id=last_id)
-    resp = EventSourceResponse(ping_interval=request.app[SETTINGS].heartbeat)
+    resp = EventStream(ping_interval=settings.heartbeat, send_timeout=SEND_TIMEOUT)
     try:
         await resp.prepare(request)
         async with asyncio.TaskGroup() as group:
@@ -69,13 +106,13 @@ async def _end_when_gone(resp: EventSourceResponse, sub: Subscription) -> None:
     sub.close()
 
 
-async def _pump(resp: EventSourceResponse, sub: Subscription, last_id: int | None) -> None:
-    while (event := await sub.get()) is not None:
+async def _pump(resp: EventStream, sub: Subscription, last_id: int | None) -> None:
+    while (batch := await sub.get()) is not None:
         try:
-            await resp.send(_data(event), id=str(event.id), event=event.type)
+            await resp.send_events(batch)
         except (ConnectionError, TimeoutError):
             return
-        last_id = event.id
+        last_id = batch[-1].id
     if sub.overflowed:
         notice = {
             "message": "this client fell too far behind and was dropped; reconnect to resume",
@@ -87,5 +124,8 @@ async def _pump(resp: EventSourceResponse, sub: Subscription, last_id: int | Non
             return
 
 
-def _data(event: Event) -> str:
-    return _encode({"jobId": event.job_id, **event.data}).decode()
+def _frame(event: Event) -> bytes:
+    """One event as SSE text. The type is one of ours and msgspec's JSON has no raw line
+    breaks, so neither needs the per-line splitting ``EventSourceResponse.send`` does."""
+    data = _encode({"jobId": event.job_id, **event.data})
+    return b"id: %d\r\nevent: %s\r\ndata: %s\r\n\r\n" % (event.id, event.type.encode(), data)

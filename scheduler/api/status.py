@@ -3,11 +3,22 @@
 The card's document never loses or renames a key and never has a top-level ``error``. Counts
 come from the store's incremental counters and ``nextJob`` from the top of the due heap, so the
 answer is O(1) however many jobs are stored.
+
+Keys added to the first contract (never renamed or removed either): ``cancelledJobs``,
+``pausedJobs``, ``state``, ``delayedJobs`` (pending one-off jobs with a delay or a date whose
+time has not come, see :meth:`Store.delayed`) and ``jobsByType`` (stored jobs by type, any
+status; the four values sum to ``totalJobs``).
+
+The card must not fail because of one job: rendering clamps what it cannot show (see
+:mod:`scheduler.views`), and should anything else go wrong the card still answers 200 with its
+counts and ``nextJob: null`` (the failure is logged), never a 500 with an ``error`` key that
+widgets would read as "down".
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
 import msgspec
@@ -16,8 +27,10 @@ from aiohttp import web
 from scheduler.api.keys import SCHEDULER, STATE, Phase
 from scheduler.ids import encode
 from scheduler.library import Scheduler
-from scheduler.model import JobStatus
+from scheduler.model import Job, JobStatus, JobType
 from scheduler.views import iso
+
+log = logging.getLogger("scheduler.api")
 
 routes = web.RouteTableDef()
 
@@ -26,8 +39,7 @@ def status_document(sched: Scheduler, phase: Phase) -> dict[str, Any]:
     store = sched.store
     counts = store.counts
     running = phase is Phase.RUNNING and sched.running and not store.paused
-    nxt = store.next_job()
-    return {
+    doc: dict[str, Any] = {
         "isRunning": running,
         "totalJobs": len(store),
         "pendingJobs": counts[JobStatus.PENDING],
@@ -36,15 +48,26 @@ def status_document(sched: Scheduler, phase: Phase) -> dict[str, Any]:
         "failedJobs": counts[JobStatus.FAILED],
         "cancelledJobs": counts[JobStatus.CANCELLED],
         "pausedJobs": counts[JobStatus.PAUSED],
+        "delayedJobs": store.delayed(),
+        "jobsByType": {kind.value: store.type_counts[kind] for kind in JobType},
         "state": "paused" if phase is Phase.RUNNING and store.paused else phase.value,
-        "nextJob": None
-        if nxt is None
-        else {
-            "id": encode(nxt.id),
-            "workflowName": nxt.display_name,
-            "scheduledTime": iso(nxt.scheduled, nxt.timezone),
-            "type": nxt.type.value,
-        },
+        "nextJob": None,
+    }
+    try:
+        doc["nextJob"] = _next_job(store.next_job())
+    except Exception:  # one job must not take the card down: show the counts without it
+        log.exception("status card: cannot show the next job")
+    return doc
+
+
+def _next_job(job: Job | None) -> dict[str, Any] | None:
+    if job is None:
+        return None
+    return {
+        "id": encode(job.id),
+        "workflowName": job.display_name,
+        "scheduledTime": iso(job.scheduled, job.timezone),
+        "type": job.type.value,
     }
 
 

@@ -10,17 +10,19 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import aiohttp
+from yarl import URL
 
 from scheduler.errors import ExecutorError
 from scheduler.executors.base import Executor, RunContext
 from scheduler.executors.command import (
     CommandExecutor,
+    env_secrets,
     job_environment,
     process_start_ticks,
     stop_stale_process,
     terminate_group,
 )
-from scheduler.executors.http import HttpExecutor, make_session, parse_retry_after
+from scheduler.executors.http import HttpExecutor, http_secrets, make_session, parse_retry_after
 from scheduler.executors.python import PythonExecutor, TaskContext, resolve_callable
 
 if TYPE_CHECKING:
@@ -52,6 +54,20 @@ def build_executor(
     raise ExecutorError(f"task {task_name!r}: unknown kind {kind!r}", field="kind")
 
 
+def task_secrets(tasks: Mapping[str, TaskConfig], env_base: Mapping[str, str]) -> frozenset[str]:
+    """Every value the executors of ``tasks`` redact from their results (see
+    :class:`~scheduler.executors.base.Secrets`): for the log's redactor, so that a traceback
+    logged by an executor cannot show them either. ``env_base`` is what commands inherit."""
+    found: set[str] = set()
+    for task in tasks.values():
+        kind = task.kind.value
+        if kind == "http" and task.url:
+            found.update(http_secrets(task.headers, URL(task.url)).values)
+        elif kind == "command":
+            found.update(env_secrets({**env_base, **task.env}).values)
+    return frozenset(found)
+
+
 __all__ = [
     "CommandExecutor",
     "Executor",
@@ -66,5 +82,6 @@ __all__ = [
     "process_start_ticks",
     "resolve_callable",
     "stop_stale_process",
+    "task_secrets",
     "terminate_group",
 ]

@@ -17,6 +17,11 @@ Policy, and why:
   behind are the command's own business; only a timeout or a cancel stops the group.
 - Exit 0 is success (result: the stdout tail). An exit code in ``no_retry_exit_codes`` is not
   retried. Any other exit, or a signal, is a retryable error that quotes the stderr tail.
+- Secrets: the value of every variable of the command's environment (the task's ``env`` and
+  what it inherits) whose name contains ``TOKEN``, ``SECRET``, ``PASS`` (``PASSWORD``,
+  ``PASSWD``), ``KEY``, ``AUTH``, ``CREDENTIAL``, ``PRIVATE``, ``COOKIE`` or ``SIGNATURE`` (any
+  case) is redacted from the output tails and the error (:func:`~.base.sane_result`), so a
+  command that prints its environment or echoes a token does not store it with the run.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import signal
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -34,7 +40,7 @@ from typing import IO, TYPE_CHECKING, Any
 import msgspec
 
 from scheduler.errors import ExecutorError
-from scheduler.executors.base import MAX_ERROR_CHARS, RunContext, clip
+from scheduler.executors.base import MAX_ERROR_CHARS, RunContext, Secrets, sane_result
 from scheduler.model import Outcome, RunResult
 
 if TYPE_CHECKING:
@@ -49,6 +55,13 @@ TAIL_BYTES = 8192
 DRAIN_AFTER_EXIT = 0.5
 _POLL = 0.02  # seconds between checks that a signalled process group is gone
 _NOT_RETRYABLE_START = frozenset({errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR})
+#: Names of variables whose values are secrets (see the module docstring).
+SECRET_NAME = re.compile(r"TOKEN|SECRET|PASS|KEY|AUTH|CREDENTIAL|PRIVATE|COOKIE|SIGNATURE", re.I)
+
+
+def env_secrets(env: Mapping[str, str]) -> Secrets:
+    """The values of the secret-looking variables of ``env``."""
+    return Secrets(value for name, value in env.items() if SECRET_NAME.search(name))
 
 
 def job_environment(base: Mapping[str, str], *, drop: Iterable[str]) -> dict[str, str]:
@@ -69,13 +82,15 @@ class CommandExecutor:
         self._env = {**env_base, **task.env}
         self._grace = task.kill_grace
         self._no_retry = frozenset(task.no_retry_exit_codes)
+        self._secrets = env_secrets(self._env)
 
     async def run(self, ctx: RunContext) -> RunResult:
         try:
             async with _Pipes() as pipes:
-                return await self._run(ctx, pipes)
+                result = await self._run(ctx, pipes)
         except OSError as exc:  # no pipes or no process: nothing was started
-            return self._start_failed(exc)
+            result = self._start_failed(exc)
+        return sane_result(result, self._secrets)
 
     async def _run(self, ctx: RunContext, pipes: _Pipes) -> RunResult:
         stdin, stdout, stderr = pipes.child_fds
@@ -98,11 +113,12 @@ class CommandExecutor:
             if not isinstance(exc, Exception):
                 raise
             _log.exception("task %r: unexpected error in the command executor", self._name)
-            error = clip(f"{type(exc).__name__}: {exc}", MAX_ERROR_CHARS)
-            return RunResult(outcome=Outcome.ERROR, error=error)
+            return RunResult(outcome=Outcome.ERROR, error=f"{type(exc).__name__}: {exc}")
         finally:
             ctx.report_pid(None)
-        return self._result(code, pipes.stdout.text(), pipes.stderr.text())
+        return self._result(
+            code, pipes.stdout.text(self._secrets), pipes.stderr.text(self._secrets)
+        )
 
     def _environment(self, ctx: RunContext) -> dict[str, str]:
         return self._env | {
@@ -127,7 +143,7 @@ class CommandExecutor:
             reason = f"{reason}: {exc.filename}"  # the working directory, say
         return RunResult(
             outcome=Outcome.ERROR,
-            error=clip(f"cannot start {self._argv[0]!r}: {reason}", MAX_ERROR_CHARS),
+            error=f"cannot start {self._argv[0]!r}: {reason}",
             retryable=exc.errno not in _NOT_RETRYABLE_START,
         )
 
@@ -183,17 +199,19 @@ class _Tail(asyncio.Protocol):
         del self._buf[:count]
         self._dropped += count
 
-    def text(self) -> str:
+    def text(self, secrets: Secrets) -> str:
+        """The tail as text, with ``secrets`` redacted (before the cut is marked, so that a
+        secret cut in two at the start is caught too)."""
         if len(self._buf) > self._limit:
             self._drop(len(self._buf) - self._limit)
         data = bytes(self._buf)
         if not self._dropped:
-            return data.decode("utf-8", errors="replace")
+            return secrets.redact(data.decode("utf-8", errors="replace"))
         # The cut may fall inside a UTF-8 sequence: skip its continuation bytes.
         start = 0
         while start < min(3, len(data)) and data[start] & 0xC0 == 0x80:
             start += 1
-        return "…" + data[start:].decode("utf-8", errors="replace")
+        return "…" + secrets.redact(data[start:].decode("utf-8", errors="replace"), cut_start=True)
 
 
 class _Sink(asyncio.Protocol):
@@ -374,6 +392,7 @@ async def stop_stale_process(pid: int, start_ticks: int | None, grace: float) ->
 
 __all__ = [
     "CommandExecutor",
+    "env_secrets",
     "job_environment",
     "process_start_ticks",
     "stop_stale_process",

@@ -17,13 +17,25 @@ Policy, and why:
   text.
 - Messages name the method, the URL without query or credentials, the status and a short body
   excerpt; never a header.
+- What the server sends back is bounded and cleaned by :func:`~.base.sane_result`: a JSON body
+  nested more than 64 levels is replaced by a note, and the task's secrets are redacted from
+  the error and the result, because a server may echo the request. The secrets are the values
+  of every configured header except the plainly descriptive ones (``Accept*``,
+  ``Content-Type``, ``User-Agent``...), the credential after an auth scheme (``Bearer x``:
+  ``x``; ``Basic``: also the decoded password), the URL's password and its query values.
+- ``Retry-After`` is honoured up to one day (:data:`~.base.MAX_RETRY_AFTER`): a larger value,
+  a date further away or a number too long to read waits one day. A server cannot push a retry
+  out of the range of dates, and a day is longer than any real rate-limit window.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email.utils
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +46,15 @@ from yarl import URL
 
 from scheduler.clock import Clock, SystemClock
 from scheduler.errors import ExecutorError
-from scheduler.executors.base import MAX_ERROR_CHARS, RunContext, clip
+from scheduler.executors.base import (
+    MAX_RESULT_BYTES,
+    MAX_RETRY_AFTER,
+    TOO_DEEP,
+    RunContext,
+    Secrets,
+    json_deeper,
+    sane_result,
+)
 from scheduler.model import Outcome, RunResult
 
 if TYPE_CHECKING:
@@ -50,6 +70,23 @@ SESSION_TIMEOUT = 60.0
 _EXCERPT_CHARS = 200
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 _RETRYABLE_4XX = frozenset({408, 429})
+#: Configured headers whose values describe the request and are never secret.
+_PLAIN_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-charset",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "connection",
+        "content-language",
+        "content-type",
+        "pragma",
+        "prefer",
+        "user-agent",
+    }
+)
+_DELTA_SECONDS = re.compile(r"[0-9]{1,15}")  # RFC 9110: 1*DIGIT; more digits than a day needs
 
 
 def make_session(*, limit: int = 100, limit_per_host: int = 20) -> aiohttp.ClientSession:
@@ -95,6 +132,9 @@ class HttpExecutor:
         self._timeout = aiohttp.ClientTimeout(total=task.timeout or DEFAULT_TIMEOUT)
         self._session = session
         self._clock: Clock = clock or SystemClock()
+        self._secrets = http_secrets(self._headers, url)
+        # Room beside the cap for the marker of a cut body.
+        self._keep = max(MAX_RESULT_BYTES, self._cap + 64)
         # For messages: no credentials, no query string (tokens often live there).
         self._where = f"{self._method} {url.with_user(None).with_query(None).with_fragment(None)}"
 
@@ -104,6 +144,9 @@ class HttpExecutor:
         return self._session()
 
     async def run(self, ctx: RunContext) -> RunResult:
+        return sane_result(await self._request(ctx), self._secrets, max_bytes=self._keep)
+
+    async def _request(self, ctx: RunContext) -> RunResult:
         # Case-insensitive, so a configured "content-type" replaces ours instead of doubling it.
         headers = CIMultiDict({"Content-Type": "application/json"})
         headers.update(self._headers)
@@ -133,11 +176,13 @@ class HttpExecutor:
             return _failed(f"{self._where}: {type(exc).__name__}: {self._scrub(str(exc))}")
 
     def _result(self, resp: aiohttp.ClientResponse, body: bytes, *, truncated: bool) -> RunResult:
-        result = _decode(resp, body, truncated=truncated, cap=self._cap)
+        # Redacted before it is cut, so that no cut leaves part of a secret behind.
+        text = self._secrets.redact(_as_text(resp, body), cut_end=truncated)
+        result = _decode(resp, body, text, truncated=truncated, cap=self._cap)
         status = resp.status
         if 200 <= status < 300:
             return RunResult(outcome=Outcome.SUCCESS, result=result)
-        excerpt = " ".join(_as_text(resp, body).split())[:_EXCERPT_CHARS]
+        excerpt = " ".join(text.split())[:_EXCERPT_CHARS]
         error = f"{self._where}: HTTP {status} {resp.reason or ''}".rstrip()
         if excerpt:
             error = f"{error}: {excerpt}"
@@ -146,7 +191,7 @@ class HttpExecutor:
             retry_after = parse_retry_after(resp.headers.get("Retry-After"), self._clock.time())
         return RunResult(
             outcome=Outcome.ERROR,
-            error=clip(error, MAX_ERROR_CHARS),
+            error=error,
             result=result,
             retryable=_retryable(status),
             retry_after=retry_after,
@@ -163,7 +208,36 @@ def _retryable(status: int) -> bool:
 
 
 def _failed(error: str) -> RunResult:
-    return RunResult(outcome=Outcome.ERROR, error=clip(error, MAX_ERROR_CHARS), retryable=True)
+    return RunResult(outcome=Outcome.ERROR, error=error, retryable=True)
+
+
+def http_secrets(headers: Mapping[str, str], url: URL) -> Secrets:
+    """The values an http task must never show (see the module docstring for which)."""
+    values: list[str] = []
+    for name, value in headers.items():
+        if name.lower() not in _PLAIN_HEADERS:
+            values.extend(_credentials(value.strip()))
+    if url.password:
+        values.append(url.password)
+    values.extend(str(value) for value in url.query.values())
+    return Secrets(values)
+
+
+def _credentials(value: str) -> Iterable[str]:
+    """A header value, and the parts of it a server might echo alone."""
+    yield value
+    scheme, _, credential = value.partition(" ")
+    credential = credential.strip()
+    if not credential:
+        return
+    yield credential
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credential, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return
+        yield decoded
+        yield decoded.partition(":")[2]
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
@@ -186,32 +260,40 @@ def _as_text(resp: aiohttp.ClientResponse, body: bytes) -> str:
         return body.decode("utf-8", errors="replace")
 
 
-def _decode(resp: aiohttp.ClientResponse, body: bytes, *, truncated: bool, cap: int) -> Any:
-    """Parsed JSON for a complete JSON body, else text; a cut body is text with a marker."""
+def _decode(
+    resp: aiohttp.ClientResponse, body: bytes, text: str, *, truncated: bool, cap: int
+) -> Any:
+    """Parsed JSON for a complete JSON body, else ``text`` (the body as text, redacted); a cut
+    body is text with a marker. JSON nested too deep for a run record is a note."""
     if not body and not truncated:
         return None
     ctype = resp.content_type
     if not truncated and (ctype == "application/json" or ctype.endswith("+json")):
+        if json_deeper(body):  # checked on the bytes: decoding it could exhaust the stack
+            return TOO_DEEP
         try:
             return msgspec.json.decode(body)
         except msgspec.DecodeError:
             pass
-    text = _as_text(resp, body)
     return f"{text}… [truncated at {cap} bytes]" if truncated else text
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP-date), never
-    negative; None when absent or unreadable."""
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP-date), from 0 to
+    :data:`~.base.MAX_RETRY_AFTER`; None when absent or unreadable."""
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
-        return float(int(text))
+    if text.isascii() and text.isdigit():
+        # A number of more digits than fit the pattern is longer than a day anyway.
+        seconds = float(text) if _DELTA_SECONDS.fullmatch(text) else MAX_RETRY_AFTER
+        return min(seconds, MAX_RETRY_AFTER)
+    if len(text) > 64:  # an HTTP-date is 29 characters
+        return None
     try:
         when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     if when.tzinfo is None:  # RFC 9110: an HTTP-date is always GMT
         when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
+    return min(max(0.0, when.timestamp() - now), MAX_RETRY_AFTER)

@@ -18,7 +18,9 @@ Policy, and why:
 - The task gets its own copy of the payload, so changing it cannot touch the stored job.
 - The result is the return value when it encodes as JSON (stored as its JSON decoding, a
   plain copy the task can no longer mutate), else its ``repr``; either is capped at
-  :data:`MAX_RESULT_BYTES`.
+  :data:`MAX_RESULT_BYTES`, and a value nested more than 64 levels deep is replaced by a note
+  (:func:`~.base.sane_result`). A progress message is cut to :data:`MAX_PROGRESS_CHARS`.
+- A python task is given no configured secrets, so there is nothing of the task's to redact.
 """
 
 from __future__ import annotations
@@ -30,19 +32,28 @@ import inspect
 import logging
 import math
 import threading
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from scheduler.errors import ExecutorError, PermanentError
-from scheduler.executors.base import MAX_ERROR_CHARS, RunContext, clip
+from scheduler.executors.base import MAX_RESULT_BYTES, RunContext, clip, safe_text, sane_result
 from scheduler.model import Outcome, RunResult
 
 _log = logging.getLogger(__name__)
 
-#: Largest result kept for a run, in bytes of JSON (or characters of ``repr``).
-MAX_RESULT_BYTES = 65536
+#: Longest progress message kept; progress is shown on every job listing and event.
+MAX_PROGRESS_CHARS = 500
+
+__all__ = [
+    "MAX_PROGRESS_CHARS",
+    "MAX_RESULT_BYTES",
+    "PythonExecutor",
+    "TaskContext",
+    "resolve_callable",
+]
 
 
 def resolve_callable(spec: str) -> Callable[..., Any]:
@@ -121,7 +132,7 @@ class TaskContext:
         if not math.isfinite(percent):
             raise ValueError(f"progress percent must be finite, got {percent!r}")
         value = min(100.0, max(0.0, float(percent)))
-        text = None if message is None else str(message)
+        text = None if message is None else clip(safe_text(str(message)), MAX_PROGRESS_CHARS)
         if threading.get_ident() == self._thread:
             self._deliver(value, text)
         elif not self._loop.is_closed():
@@ -169,7 +180,7 @@ class PythonExecutor:
             return self._failed(exc)
         finally:
             task_ctx.close()
-        return RunResult(outcome=Outcome.SUCCESS, result=_capped_result(value))
+        return sane_result(RunResult(outcome=Outcome.SUCCESS, result=value))
 
     async def _in_thread(self, args: tuple[Any, ...]) -> Any:
         """Call the function in a new daemon thread and wait for it (see the module docstring
@@ -208,14 +219,18 @@ class PythonExecutor:
         return value
 
     def _failed(self, exc: BaseException) -> RunResult:
-        message = str(exc)
+        message = _safe_str(exc)
         error = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-        _log.warning("task %r failed: %s", self._name, error, exc_info=exc)
-        return RunResult(
-            outcome=Outcome.ERROR,
-            error=clip(error, MAX_ERROR_CHARS),
-            retryable=not isinstance(exc, PermanentError),
+        result = sane_result(
+            RunResult(
+                outcome=Outcome.ERROR, error=error, retryable=not isinstance(exc, PermanentError)
+            )
         )
+        # The traceback is formatted here and cleaned like the error: a message may hold
+        # text UTF-8 cannot carry (lone surrogates), which would break a log handler.
+        trace = safe_text("".join(traceback.format_exception(exc)).rstrip())
+        _log.warning("task %r failed: %s\n%s", self._name, result.error, trace)
+        return result
 
 
 def _being_cancelled() -> bool:
@@ -259,22 +274,8 @@ def _private_copy(payload: Any) -> Any:
         return payload
 
 
-def _capped_result(value: Any) -> Any:
-    """The value as a plain JSON copy when it encodes (and fits), else a capped text."""
-    if value is None:
-        return None
+def _safe_str(exc: BaseException) -> str:
     try:
-        encoded = msgspec.json.encode(value)
-    except Exception:  # noqa: BLE001 (not JSON-encodable: fall back to repr)
-        return clip(_safe_repr(value), MAX_RESULT_BYTES)
-    if len(encoded) <= MAX_RESULT_BYTES:
-        return msgspec.json.decode(encoded)
-    head = encoded[:MAX_RESULT_BYTES].decode("utf-8", errors="ignore")
-    return f"{head}… [truncated at {MAX_RESULT_BYTES} bytes]"
-
-
-def _safe_repr(value: Any) -> str:
-    try:
-        return repr(value)
-    except Exception:  # noqa: BLE001 (a broken __repr__ must not fail the run)
-        return f"<unrepresentable {type(value).__name__}>"
+        return str(exc)
+    except Exception:  # noqa: BLE001 (a broken __str__ must not take the engine down)
+        return f"<unprintable {type(exc).__name__}>"

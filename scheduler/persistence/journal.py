@@ -4,7 +4,8 @@ Write path. :meth:`Journal.append` encodes one record and ``os.write``s it to th
 segment synchronously (a page-cache copy, microseconds), so the store learns at once whether the
 change can be recorded. A full disk, a file-size limit or a short write truncates the partial
 record away and raises :class:`StorageFull`; the store then leaves memory unchanged, and the
-next append works again as soon as space is freed.
+next append works again as soon as space is freed. The error's message names no path (it is
+answered to HTTP clients as a 507); the log names the directory, once per full-disk episode.
 
 Durability (``fsync``):
 
@@ -40,6 +41,10 @@ from scheduler.persistence.codec import RecordCodec
 from scheduler.persistence.faults import crash_point
 
 log = logging.getLogger(__name__)
+
+
+#: What a client is told when a change could not be journalled for lack of space.
+FULL_MESSAGE = "the disk is full: the journal could not record the change, so nothing was changed"
 
 
 class FsyncMode(enum.StrEnum):
@@ -92,6 +97,7 @@ class Journal:
         self._timer: asyncio.TimerHandle | None = None
         self._fatal: BaseException | None = None
         self._closed = False
+        self._full = False  # the last append failed for lack of space (logged once)
 
     @classmethod
     async def open(
@@ -154,14 +160,30 @@ class Journal:
         except OSError as exc:
             self._truncate_partial()
             if exc.errno in files.FULL_ERRNOS:
-                raise StorageFull(f"{self._dir}: no space left for the journal: {exc}") from exc
+                raise self._storage_full(str(exc)) from exc
             raise PersistenceError(f"{self._dir}: journal write failed: {exc}") from exc
         if written != len(data):
             self._truncate_partial()
-            raise StorageFull(
-                f"{self._dir}: short journal write ({written} of {len(data)} bytes): disk full?"
-            )
+            raise self._storage_full(f"short write, {written} of {len(data)} bytes")
         self._size += written
+        if self._full:
+            self._full = False
+            log.info("journal in %s: writes work again", self._dir)
+
+    def _storage_full(self, detail: str) -> StorageFull:
+        """The error for a change the disk had no room for.
+
+        Its message reaches HTTP clients (a 507), so it never names a path: where the state
+        lives is the operator's business, and the log says it, once per full-disk episode.
+        """
+        if not self._full:
+            self._full = True
+            log.warning(
+                "journal in %s: the disk is full (%s): changes are refused until space is freed",
+                self._dir,
+                detail,
+            )
+        return StorageFull(FULL_MESSAGE)
 
     def _truncate_partial(self) -> None:
         """Cut a partial record away so it can never be mistaken for corruption later."""

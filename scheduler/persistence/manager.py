@@ -1,5 +1,6 @@
 """Ties the journal, snapshots and recovery to a store: open at start, snapshot on an interval,
-close at shutdown."""
+close at shutdown. The state directory is locked (see ``statelock``) from before its state is
+read until the journal is closed, so no two schedulers ever share it."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import os
 import signal
 from pathlib import Path
 
+from scheduler.errors import StorageFull
 from scheduler.model import SetMeta
 from scheduler.persistence.journal import FsyncMode, Journal
 from scheduler.persistence.recovery import RecoveredState, load_state
 from scheduler.persistence.snapshot import SnapshotInfo, SnapshotState, write_snapshot
+from scheduler.persistence.statelock import StateLock
 from scheduler.store import Store
 
 log = logging.getLogger("scheduler.persistence")
@@ -25,6 +28,12 @@ def die_on_fsync_error(exc: BaseException) -> None:
     were durable. Stop now; systemd restarts us and recovery replays what is really on disk."""
     log.critical("fsync failed (%s): stopping so that recovery can replay the journal", exc)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _release_abandoned(work: asyncio.Future[tuple[StateLock, RecoveredState]]) -> None:
+    """An open cancelled while its worker thread ran: drop the lock that thread took."""
+    if not work.cancelled() and work.exception() is None:
+        work.result()[0].release()
 
 
 class Persistence:
@@ -48,30 +57,67 @@ class Persistence:
         self.recovered: RecoveredState | None = None
         self._periodic: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self.state_lock: StateLock | None = None
+
+    async def claim(self) -> None:
+        """Lock the directory now, ahead of :meth:`open` (the daemon does this before it binds
+        its port, so a second daemon on the same state is refused for that reason first)."""
+        if self.state_lock is None:
+            self.state_lock = await asyncio.to_thread(StateLock.acquire, self.directory)
 
     async def open(self) -> RecoveredState:
-        """Load the newest valid state into the (empty) store and start journalling."""
-        state = await asyncio.to_thread(load_state, self.directory, history=self.store.history)
-        self.store.load(state.jobs, dict(state.runs), paused=state.meta.paused)
-        self.next_id = state.next_id
-        gc.freeze()  # the loaded records live long: keep full collections from walking them
-        self.journal = await Journal.open(
-            self.directory,
-            fsync=self.fsync,
-            batch_interval=self.batch_interval,
-            start_seq=state.last_seq,
-            on_fatal=die_on_fsync_error,
-        )
+        """Lock the directory, load the newest valid state into the (empty) store and start
+        journalling. Raises PersistenceError (the directory is in use, or unusable) or
+        CorruptState (then no file was changed); on any failure the lock is released again."""
+        work = asyncio.ensure_future(asyncio.to_thread(self._lock_and_load))
+        try:
+            self.state_lock, state = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            work.add_done_callback(_release_abandoned)  # the thread may still take the lock
+            raise
+        try:
+            self.store.load(state.jobs, dict(state.runs), paused=state.meta.paused)
+            self.next_id = state.next_id
+            gc.freeze()  # the loaded records live long: keep full collections from walking them
+            self.journal = await Journal.open(
+                self.directory,
+                fsync=self.fsync,
+                batch_interval=self.batch_interval,
+                start_seq=state.last_seq,
+                on_fatal=die_on_fsync_error,
+            )
+        except BaseException:
+            self._release_lock()
+            raise
         self.store.journal = self.journal
         self.recovered = state
         self._periodic = asyncio.create_task(self._snapshot_loop(), name="snapshots")
         return state
+
+    def _lock_and_load(self) -> tuple[StateLock, RecoveredState]:
+        """In a worker thread: the lock first, then the state, then the pid in the lock file
+        (only now, so that a start refused for damaged state changes no file at all)."""
+        lock = self.state_lock or StateLock.acquire(self.directory)
+        try:
+            state = load_state(self.directory, history=self.store.history)
+            lock.record_holder()
+        except BaseException:
+            lock.release()
+            raise
+        return lock, state
+
+    def _release_lock(self) -> None:
+        if self.state_lock is not None:
+            self.state_lock.release()
+            self.state_lock = None
 
     async def _snapshot_loop(self) -> None:
         while True:
             await asyncio.sleep(self.snapshot_interval)
             try:
                 await self.snapshot()
+            except StorageFull:
+                pass  # logged where it happened, with the path; no traceback for a full disk
             except Exception:
                 log.exception("snapshot failed; the journal keeps every change meanwhile")
 
@@ -91,16 +137,24 @@ class Persistence:
             return await write_snapshot(self.directory, state)  # it logs what it wrote
 
     async def close(self, next_id: int | None = None) -> None:
-        """Final snapshot, then close the journal."""
+        """Final snapshot, close the journal, then release the directory's lock (last: until
+        the journal is closed, another scheduler must not start on this directory)."""
         if self._periodic is not None:
             self._periodic.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._periodic
-        if self.journal is None:
-            return
+        try:
+            if self.journal is not None:
+                await self._final_snapshot(next_id)
+                await self.journal.close()
+                self.journal = None
+        finally:
+            self._release_lock()
+
+    async def _final_snapshot(self, next_id: int | None) -> None:
         try:
             await self.snapshot(next_id)
+        except StorageFull:
+            pass  # logged where it happened, with the path; the journal holds every change
         except Exception:
             log.exception("final snapshot failed; the journal holds every change")
-        await self.journal.close()
-        self.journal = None

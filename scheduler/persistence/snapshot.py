@@ -121,8 +121,14 @@ def _write_snapshot(directory: Path, state: SnapshotState) -> SnapshotInfo:
         header = _publish(final, state)
     except OSError as exc:
         files.remove_quietly(final.with_name(final.name + ".tmp"))  # give the space back
-        error = StorageFull if exc.errno in files.FULL_ERRNOS else PersistenceError
-        raise error(f"{final}: snapshot not written: {exc}") from exc
+        if exc.errno in files.FULL_ERRNOS:
+            # The message of a StorageFull may reach an HTTP client: the path goes to the log.
+            log.warning(
+                "%s: snapshot not written, the disk is full (%s); the journal keeps every "
+                "change meanwhile", final, exc,
+            )  # fmt: skip
+            raise StorageFull("the disk is full: snapshot not written") from exc
+        raise PersistenceError(f"{final}: snapshot not written: {exc}") from exc
     _verify_written(final, header)
     crash_point("snapshot.before_cleanup")
     try:

@@ -1,8 +1,11 @@
 """Pure triggers: ``compile_schedule(schedule, tz, created=...) -> Trigger``.
 
-A trigger answers one question, ``next_after(after)``: the first run strictly after an aware
-instant, as an aware datetime in the job's zone, or None when the schedule has no more runs.
-Triggers never read the clock and do no I/O, so the same inputs always give the same answer.
+A trigger answers ``next_after(after)``: the first run strictly after an aware instant, as an
+aware datetime in the job's zone, or None when the schedule has no more runs. For catch-up it
+also answers ``latest(since, until)`` (the last run in a span) and ``count(after, until)`` (how
+many runs a span holds, exact or a stated lower bound) without walking the runs one by one, and
+``first_run(created)`` gives a new job's first run. Triggers never read the clock and do no I/O,
+so the same inputs always give the same answer.
 
 Compare the returned datetimes by instant (``.timestamp()``, or after ``astimezone(UTC)``):
 Python compares two datetimes that share a ``tzinfo`` by wall time, ignoring ``fold``, which is
@@ -28,14 +31,70 @@ from scheduler.triggers.once import OnceTrigger, local_instants
 from scheduler.triggers.repeat import compile_repeat
 from scheduler.triggers.rfc5545 import parse_rrule
 from scheduler.triggers.rrule import compile_rrule
+from scheduler.triggers.wallclock import Tally
 
-__all__ = ["DstRule", "Trigger", "compile_schedule", "resolve_local"]
+__all__ = [
+    "DstRule",
+    "Tally",
+    "Timeline",
+    "Trigger",
+    "compile_schedule",
+    "compile_stored",
+    "resolve_local",
+]
 
 
 class Trigger(Protocol):
+    """What the engine, the API and catch-up ask of a schedule (all instants aware)."""
+
     def next_after(self, after: datetime) -> datetime | None:
-        """The first run strictly after ``after`` (aware), aware in the job's zone, or None."""
+        """The first run strictly after ``after``, aware in the job's zone, or None."""
         ...
+
+    def first_run(self, created: datetime) -> datetime | None:
+        """The first run of a job created at ``created``: its first run after ``created``,
+        except that an RRULE without DTSTART runs every occurrence from its start (the creation
+        minute, or the next whole second for FREQ=SECONDLY), so its first run may lie up to a
+        minute before ``created``."""
+        ...
+
+    def latest(self, since: datetime, until: datetime) -> datetime | None:
+        """The last run in ``[since, until]``, or None; O(1) for ``every``, O(log n) queries
+        for calendar rules."""
+        ...
+
+    def count(self, after: datetime, until: datetime) -> Tally:
+        """How many runs lie in ``(after, until]``: exact, or a lower bound (``exact`` false)
+        when counting exactly would cost too much (see :mod:`.wallclock`)."""
+        ...
+
+
+class Timeline:
+    """A trigger in epoch seconds, as the engine and :func:`scheduler.misfire.plan_fire` use it
+    (it satisfies :class:`scheduler.misfire.Timeline`)."""
+
+    __slots__ = ("_trigger",)
+
+    def __init__(self, trigger: Trigger) -> None:
+        self._trigger = trigger
+
+    def next_after(self, instant: float) -> float | None:
+        return _stamp(self._trigger.next_after(_moment(instant)))
+
+    def latest(self, since: float, until: float) -> float | None:
+        return _stamp(self._trigger.latest(_moment(since), _moment(until)))
+
+    def count(self, after: float, until: float) -> tuple[int, bool]:
+        tally = self._trigger.count(_moment(after), _moment(until))
+        return tally.runs, tally.exact
+
+
+def _moment(instant: float) -> datetime:
+    return datetime.fromtimestamp(instant, UTC)  # UTC: exact, whatever the job's zone
+
+
+def _stamp(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
 
 
 def compile_schedule(
@@ -46,7 +105,7 @@ def compile_schedule(
     Immediate runs once at ``created``; ``delay`` once at ``created + delay``; ``every`` from
     ``start`` (default ``created + every``); ``repeat`` and an RRULE without DTSTART are
     anchored at ``created``. Raises :class:`InvalidSchedule` (naming ``field``) for a schedule
-    that cannot run. The first run of a new job is ``next_after(created - 1 µs)``.
+    that cannot run. The first run of a new job is ``first_run(created)``.
     """
     if created.tzinfo is None:
         raise ValueError("created must be an aware datetime")
@@ -69,6 +128,19 @@ def compile_schedule(
         rule = with_override(RRULE, schedule.dst)
         return compile_rrule(spec, tz, created=created, rule=rule, field=f"{field}.rrule")
     return OnceTrigger((created.astimezone(tz),))
+
+
+def compile_stored(
+    schedule: Schedule, tz: ZoneInfo, *, created: datetime
+) -> tuple[Trigger, InvalidSchedule | None]:
+    """:func:`compile_schedule` for a job already stored. A schedule the current validation
+    refuses (stored by an older version: an RRULE part RFC 5545 forbids, a cron with a
+    no-break space, a rule too costly to evaluate) gives a trigger with no run and the reason,
+    so that the engine can end the job with a message instead of failing on every query."""
+    try:
+        return compile_schedule(schedule, tz, created=created), None
+    except InvalidSchedule as error:
+        return OnceTrigger(()), error
 
 
 def _cron(text: str, dst: DstPolicy | None, tz: ZoneInfo, created: datetime, field: str) -> Trigger:

@@ -7,7 +7,9 @@ else in the package makes that decision.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import functools
+import math
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -20,8 +22,10 @@ __all__ = [
     "REPEAT",
     "RRULE",
     "DstRule",
+    "OffsetChange",
     "local_wall",
     "offset_before",
+    "offset_changes",
     "offsets_near",
     "resolve_local",
     "resolve_stamped",
@@ -202,3 +206,78 @@ def _offset(tz: ZoneInfo, wall: datetime) -> timedelta:
     offset = tz.utcoffset(wall)
     assert offset is not None
     return offset
+
+
+#: Offsets are sampled this far apart when looking for changes. The installed tzdata has no two
+#: changes of offset less than 6.9 days apart (tests/test_triggers_catchup.py checks every zone),
+#: so at most one change lies between two samples and none is missed.
+CHANGE_STEP = 6 * 86400
+# The last whole second datetime can show in any zone (a day before its end).
+_LAST_INSTANT = datetime(9999, 12, 30, tzinfo=UTC).timestamp()
+
+
+class OffsetChange(NamedTuple):
+    """A change of a zone's UTC offset: ``at`` is the first instant (epoch seconds) at ``after``."""
+
+    at: float
+    before: timedelta
+    after: timedelta
+
+
+def offset_changes(zone: ZoneInfo, start: float, end: float) -> list[OffsetChange]:
+    """The changes of ``zone``'s offset in ``(start, end]``, oldest first.
+
+    Spans of more than a few days are read a whole (UTC) year at a time from a per-zone cache
+    (:func:`_year_changes`), so the zone's changes are looked for once, whatever the jobs.
+    """
+    end = min(end, _LAST_INSTANT)
+    if end - start <= 2 * CHANGE_STEP:
+        return _sampled_changes(zone, start, end)
+    first = datetime.fromtimestamp(start, UTC).year
+    last = datetime.fromtimestamp(end, UTC).year
+    return [
+        change
+        for year in range(first, last + 1)
+        for change in _year_changes(zone, year)
+        if start < change.at <= end
+    ]
+
+
+@functools.lru_cache(maxsize=4096)
+def _year_changes(zone: ZoneInfo, year: int) -> tuple[OffsetChange, ...]:
+    """The zone's changes in UTC year ``year`` (from 1 January 00:00 exclusive)."""
+    start = datetime(year, 1, 1, tzinfo=UTC).timestamp()
+    end = datetime(year + 1, 1, 1, tzinfo=UTC).timestamp() if year < 9999 else _LAST_INSTANT + 1
+    return tuple(_sampled_changes(zone, start - 1, end - 1))
+
+
+def _sampled_changes(zone: ZoneInfo, start: float, end: float) -> list[OffsetChange]:
+    """The changes in ``(start, end]``: one offset look-up per :data:`CHANGE_STEP` of the span
+    and about 20 per change."""
+    changes = []
+    before, offset = start, _offset_at(start, zone)
+    while before < end:
+        sample = min(before + CHANGE_STEP, end)
+        now = _offset_at(sample, zone)
+        if now != offset:
+            changes.append(OffsetChange(_change_at(before, sample, now, zone), offset, now))
+        before, offset = sample, now
+    return changes
+
+
+def _offset_at(instant: float, zone: ZoneInfo) -> timedelta:
+    offset = datetime.fromtimestamp(instant, zone).utcoffset()
+    assert offset is not None
+    return offset
+
+
+def _change_at(low: float, high: float, new: timedelta, zone: ZoneInfo) -> float:
+    """The first whole second in ``(low, high]`` at offset ``new`` (zones change on seconds)."""
+    old_side, new_side = math.floor(low), math.ceil(high)
+    while new_side - old_side > 1:
+        middle = (old_side + new_side) // 2
+        if _offset_at(middle, zone) == new:
+            new_side = middle
+        else:
+            old_side = middle
+    return float(new_side)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from scheduler.triggers.wallclock import require_aware
+from scheduler.triggers.wallclock import Tally, require_aware
 
 __all__ = ["IntervalTrigger"]
 
@@ -28,6 +28,31 @@ class IntervalTrigger:
         self._step = every
         self._end = end.astimezone(UTC) if end is not None else None
         self._zone = zone
+
+    def first_run(self, created: datetime) -> datetime | None:
+        """The first run of a job created at ``created``: the first after it."""
+        return self.next_after(created)
+
+    def latest(self, since: datetime, until: datetime) -> datetime | None:
+        """The last run in ``[since, until]``, or None: arithmetic, O(1)."""
+        runs = self._runs_until(until)
+        if runs == 0:
+            return None
+        run = self._start + (runs - 1) * self._step
+        return run.astimezone(self._zone) if run >= since else None
+
+    def count(self, after: datetime, until: datetime) -> Tally:
+        """The runs in ``(after, until]``: arithmetic, exact, O(1)."""
+        return Tally(max(0, self._runs_until(until) - self._runs_until(after)))
+
+    def _runs_until(self, moment: datetime) -> int:
+        """How many runs fall at or before ``moment``."""
+        require_aware(moment)
+        if self._end is not None and moment > self._end:
+            moment = self._end
+        if moment < self._start:
+            return 0
+        return (moment - self._start) // self._step + 1
 
     def next_after(self, after: datetime) -> datetime | None:
         require_aware(after)

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from scheduler.errors import InvalidSchedule
 from scheduler.triggers.dst import DstRule, resolve_local
-from scheduler.triggers.wallclock import require_aware
+from scheduler.triggers.wallclock import Tally, require_aware
 
 __all__ = ["OnceTrigger", "local_instants", "parse_iso"]
 
@@ -28,6 +28,22 @@ class OnceTrigger:
             if stamp > limit:
                 return instant
         return None
+
+    def first_run(self, created: datetime) -> datetime | None:
+        """The first run of a job created at ``created``: the first after it (the service
+        runs an immediate job at its creation itself)."""
+        return self.next_after(created)
+
+    def latest(self, since: datetime, until: datetime) -> datetime | None:
+        """The last run in ``[since, until]``, or None."""
+        low, high = require_aware(since), require_aware(until)
+        found = [instant for stamp, instant in self._runs if low <= stamp <= high]
+        return found[-1] if found else None
+
+    def count(self, after: datetime, until: datetime) -> Tally:
+        """The runs in ``(after, until]``."""
+        low, high = require_aware(after), require_aware(until)
+        return Tally(sum(1 for stamp, _ in self._runs if low < stamp <= high))
 
 
 def parse_iso(text: object, *, field: str) -> datetime:

@@ -9,26 +9,25 @@ skipped, as RFC 5545 does). ``until`` is inclusive (a bare date includes that da
 counts runs from the creation. DST follows cron's fixed-time rule (:data:`~.dst.REPEAT`).
 
 Most patterns (interval 1, whole minutes, month days 1..31 or -1) are also a cron expression;
-those run on cron's matcher, which answers several times faster than a dateutil rule. Tests
-check that both read the same wall times.
+those run on cron's matcher; the rest on the RRULE evaluator (:mod:`.rrule`). Tests check that
+both read the same wall times.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
-from dateutil import rrule as du
 
 from scheduler.errors import InvalidSchedule
 from scheduler.model import Frequency, Repeat
 from scheduler.triggers.cron import CronSpec, CronTrigger, parse_cron
 from scheduler.triggers.dst import DstRule
-from scheduler.triggers.rfc5545 import MAX_COUNT, Freq
-from scheduler.triggers.rrule import RRuleTrigger
+from scheduler.triggers.recur import DAILY, MONTHLY, WEEKLY, Parts, explicit
+from scheduler.triggers.rfc5545 import MAX_COUNT
+from scheduler.triggers.rrule import RRuleTrigger, expansion
 from scheduler.triggers.wallclock import NeverRuns
 
 __all__ = [
@@ -46,11 +45,7 @@ WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _FULL_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _WEEKDAY_INDEX = {name: i for names in (WEEKDAY_NAMES, _FULL_NAMES) for i, name in enumerate(names)}
 _TIME = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
-_FREQ: dict[Frequency, Freq] = {
-    Frequency.DAILY: du.DAILY,
-    Frequency.WEEKLY: du.WEEKLY,
-    Frequency.MONTHLY: du.MONTHLY,
-}
+_FREQ = {Frequency.DAILY: DAILY, Frequency.WEEKLY: WEEKLY, Frequency.MONTHLY: MONTHLY}
 MAX_INTERVAL = 10_000
 _TINY = timedelta(microseconds=1)
 
@@ -158,7 +153,7 @@ def compile_repeat(
     """The trigger of a ``repeat`` pattern anchored at ``created`` in the job's zone ``tz``.
 
     A pattern that a cron expression can state (interval 1, whole minutes, month days 1..31
-    or -1) runs on :class:`CronTrigger`, several times faster per query than a dateutil rule;
+    or -1) runs on :class:`CronTrigger`, which needs no RRULE evaluation;
     the rest on :class:`RRuleTrigger`. Both read the same wall times (tests compare them).
     Raises :class:`InvalidSchedule` when the pattern has no run before its ``until``.
     """
@@ -202,34 +197,32 @@ def cron_repeat(
 def rrule_repeat(
     repeat: Repeat, tz: ZoneInfo, *, start: datetime, rule: DstRule, field: str
 ) -> RRuleTrigger:
-    """``repeat`` (normalised) from wall time ``start`` on, as a dateutil rule."""
+    """``repeat`` (normalised) from wall time ``start`` on, as an RRULE (weeks from Monday)."""
     hour, minute, second = parse_time(repeat.time, f"{field}.time")
-    parts: dict[str, Any] = {"byhour": hour, "byminute": minute, "bysecond": second}
-    if repeat.weekdays:
-        parts["byweekday"] = [WEEKDAY_NAMES.index(name) for name in repeat.weekdays]
-    elif repeat.freq is Frequency.WEEKLY:
-        parts["byweekday"] = start.weekday()
-    if repeat.month_days:
-        parts["bymonthday"] = list(repeat.month_days)
-    elif repeat.freq is Frequency.MONTHLY:
-        parts["bymonthday"] = start.day
-    freq = _FREQ[repeat.freq]
-    base = du.rrule(freq, dtstart=start, interval=repeat.interval, wkst=du.MO, **parts)
+    parts = Parts(
+        freq=_FREQ[repeat.freq],
+        interval=repeat.interval,
+        wkst=0,
+        dtstart=start,
+        weekdays=tuple(WEEKDAY_NAMES.index(name) for name in repeat.weekdays),
+        monthdays=tuple(repeat.month_days),
+        hours=(hour,),
+        minutes=(minute,),
+        seconds=(second,),
+    )
     until, end = _until(repeat, field)
     trigger = RRuleTrigger(
-        base,
+        expansion(explicit(parts)),
         dtstart=start,
-        freq=freq,
-        interval=repeat.interval,
-        wkst=du.MO.weekday,
         count=repeat.count,
         until=until,
         zone=tz,
         out=tz,
         rule=rule,
         end=end,
+        field=field,
     )
-    trigger.probe(field)
+    trigger.probe()
     return trigger
 
 

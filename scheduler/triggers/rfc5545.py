@@ -1,9 +1,11 @@
 """RFC 5545 RRULE text -> :class:`RRuleSpec`, with errors that name the wrong part.
 
-dateutil's parser reports "invalid 'BYDAY': XX" at best; a scheduler user needs to know which
-line or part is wrong and what would be right, so the text is split and each part checked here
-before dateutil reads it. DTSTART (floating, ``Z`` or ``;TZID=``) and UNTIL/COUNT are taken out
-of the text: :mod:`.rrule` applies them itself (see there for why).
+A scheduler user needs to know which line or part is wrong and what would be right, so the text
+is split and each part checked here, including the combinations RFC 5545 (3.3.10) forbids: a
+numbered BYDAY (``-1FR``) only with FREQ=MONTHLY or YEARLY (and not with BYWEEKNO), BYWEEKNO
+only with YEARLY, BYYEARDAY not with DAILY, WEEKLY or MONTHLY, BYMONTHDAY not with WEEKLY.
+DTSTART (floating, ``Z`` or ``;TZID=``) and UNTIL/COUNT are taken out of the text: :mod:`.rrule`
+applies them itself. :func:`rule_parts` gives the rule as :class:`~.recur.Parts` to evaluate.
 """
 
 from __future__ import annotations
@@ -12,11 +14,10 @@ import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any, Literal, TypeAlias
-
-from dateutil import rrule as du
+from typing import Literal, TypeAlias
 
 from scheduler.errors import InvalidInput, InvalidSchedule
+from scheduler.triggers.recur import Parts, explicit
 from scheduler.triggers.zones import load_zone
 
 __all__ = [
@@ -25,8 +26,8 @@ __all__ = [
     "WEEKDAYS",
     "Freq",
     "RRuleSpec",
-    "explicit_rule",
     "parse_rrule",
+    "rule_parts",
 ]
 
 
@@ -35,13 +36,13 @@ MAX_COUNT = 100_000
 
 Freq: TypeAlias = Literal[0, 1, 2, 3, 4, 5, 6]
 FREQUENCIES: dict[str, Freq] = {
-    "YEARLY": du.YEARLY,
-    "MONTHLY": du.MONTHLY,
-    "WEEKLY": du.WEEKLY,
-    "DAILY": du.DAILY,
-    "HOURLY": du.HOURLY,
-    "MINUTELY": du.MINUTELY,
-    "SECONDLY": du.SECONDLY,
+    "YEARLY": 0,
+    "MONTHLY": 1,
+    "WEEKLY": 2,
+    "DAILY": 3,
+    "HOURLY": 4,
+    "MINUTELY": 5,
+    "SECONDLY": 6,
 }
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 _INT_LISTS = {
@@ -65,7 +66,8 @@ _LINE_BREAK = re.compile(r"\n|\s+(?=(?:DTSTART|RRULE|FREQ)\b)", re.IGNORECASE)
 
 @dataclass(frozen=True, slots=True)
 class RRuleSpec:
-    """A parsed rule. ``body`` is what dateutil reads (no COUNT/UNTIL, WKST explicit).
+    """A parsed rule. ``body`` is the rule without COUNT/UNTIL, WKST explicit; ``parts`` its
+    parts as (NAME, VALUE) pairs.
 
     ``dtstart`` is a naive wall time in ``zone`` (None: the job's zone); without it the rule is
     anchored at the job's creation. ``until_wall`` is a wall time in that zone, ``until_utc`` an
@@ -73,6 +75,7 @@ class RRuleSpec:
     """
 
     body: str
+    parts: tuple[tuple[str, str], ...]
     freq: Freq
     interval: int
     wkst: int
@@ -146,7 +149,38 @@ def _split_parts(body: str, field: str) -> dict[str, str]:
         raise InvalidSchedule(f"{field}: missing FREQ (e.g. FREQ=DAILY)", field=field)
     if "COUNT" in parts and "UNTIL" in parts:
         raise InvalidSchedule(f"{field}: give COUNT or UNTIL, not both (RFC 5545)", field=field)
+    _check_combination(parts, field)
     return parts
+
+
+def _check_combination(parts: dict[str, str], field: str) -> None:
+    """The part-by-frequency rules of RFC 5545 3.3.10 (dateutil silently ignores or misreads
+    these)."""
+    freq = parts["FREQ"]
+    numbered = [item for item in parts.get("BYDAY", "").split(",") if item[:-2]]
+    if numbered and freq not in {"MONTHLY", "YEARLY"}:
+        raise InvalidSchedule(
+            f"{field}: BYDAY {numbered[0]!r}: a numbered weekday needs FREQ=MONTHLY or YEARLY "
+            f"(RFC 5545); with FREQ={freq} write the weekday alone ({numbered[0][-2:]})",
+            field=field,
+        )
+    if numbered and "BYWEEKNO" in parts:
+        raise InvalidSchedule(
+            f"{field}: BYDAY {numbered[0]!r}: a numbered weekday cannot be combined with "
+            "BYWEEKNO (RFC 5545)",
+            field=field,
+        )
+    for name, allowed in (
+        ("BYWEEKNO", {"YEARLY"}),
+        ("BYYEARDAY", {"YEARLY", "HOURLY", "MINUTELY", "SECONDLY"}),
+        ("BYMONTHDAY", set(FREQUENCIES) - {"WEEKLY"}),
+    ):
+        if name in parts and freq not in allowed:
+            raise InvalidSchedule(
+                f"{field}: {name} cannot be used with FREQ={freq} (RFC 5545 allows it with "
+                f"FREQ={' or '.join(sorted(allowed))})",
+                field=field,
+            )
 
 
 def _check_part(name: str, value: str, field: str) -> None:
@@ -253,8 +287,9 @@ def _spec(
     body = ";".join(
         f"{key}={value}" for key, value in parts.items() if key not in {"COUNT", "UNTIL"}
     )
-    spec = RRuleSpec(
+    return RRuleSpec(
         body=body,
+        parts=tuple((key, value) for key, value in parts.items() if key not in {"COUNT", "UNTIL"}),
         freq=FREQUENCIES[parts["FREQ"]],
         interval=int(parts.get("INTERVAL", "1")),
         wkst=WEEKDAYS.index(parts["WKST"]),
@@ -265,37 +300,41 @@ def _spec(
         dtstart=dtstart[0] if dtstart else None,
         zone=dtstart[1] if dtstart else None,
     )
-    explicit_rule(spec, spec.dtstart or datetime.combine(date(2000, 1, 1), time()), field)
-    return spec
 
 
-def explicit_rule(spec: RRuleSpec, start: datetime, field: str) -> du.rrule:
-    """dateutil's rule for ``spec`` from ``start``, with every part it would infer made explicit.
+def rule_parts(spec: RRuleSpec, start: datetime) -> Parts:
+    """The rule from DTSTART ``start`` (naive), with every part dateutil would infer from
+    DTSTART made explicit (see :func:`~.recur.explicit`)."""
+    values = dict(spec.parts)
 
-    dateutil fills missing parts from DTSTART (the day for YEARLY/MONTHLY/WEEKLY, the time of
-    day below HOURLY...). Naming them keeps the rule's meaning when :class:`RRuleTrigger` moves
-    DTSTART forward.
-    """
-    implied: dict[str, Any] = {}
-    if not spec.keys & _DAY_PARTS:
-        if spec.freq == du.YEARLY:
-            if "BYMONTH" not in spec.keys:
-                implied["bymonth"] = start.month
-            implied["bymonthday"] = start.day
-        elif spec.freq == du.MONTHLY:
-            implied["bymonthday"] = start.day
-        elif spec.freq == du.WEEKLY:
-            implied["byweekday"] = start.weekday()
-    for name, unit, value in (
-        ("BYHOUR", du.HOURLY, start.hour),
-        ("BYMINUTE", du.MINUTELY, start.minute),
-        ("BYSECOND", du.SECONDLY, start.second),
-    ):
-        if spec.freq < unit and name not in spec.keys:
-            implied[name.lower()] = value
-    try:
-        parsed = du.rrulestr(spec.body, dtstart=start)
-        assert isinstance(parsed, du.rrule)
-        return parsed.replace(**implied)
-    except ValueError as error:
-        raise InvalidSchedule(f"{field}: {error}", field=field) from None
+    def numbers(name: str) -> tuple[int, ...]:
+        return tuple(int(item) for item in values[name].split(",")) if name in values else ()
+
+    weekdays: list[int] = []
+    nth: list[tuple[int, int]] = []
+    for item in values.get("BYDAY", "").split(",") if "BYDAY" in values else ():
+        match = _BYDAY_ITEM.fullmatch(item)
+        assert match is not None  # checked by _check_part
+        day = WEEKDAYS.index(match[2])
+        if match[1]:
+            nth.append((day, int(match[1])))
+        else:
+            weekdays.append(day)
+    return explicit(
+        Parts(
+            freq=spec.freq,
+            interval=spec.interval,
+            wkst=spec.wkst,
+            dtstart=start,
+            months=numbers("BYMONTH"),
+            weeknos=numbers("BYWEEKNO"),
+            yeardays=numbers("BYYEARDAY"),
+            monthdays=numbers("BYMONTHDAY"),
+            weekdays=tuple(weekdays),
+            nth=tuple(nth),
+            hours=numbers("BYHOUR"),
+            minutes=numbers("BYMINUTE"),
+            seconds=numbers("BYSECOND"),
+            setpos=numbers("BYSETPOS"),
+        )
+    )

@@ -5,6 +5,10 @@ patched, and ``$TZ`` may be anything. So zones are read from the ``tzdata`` whee
 dependency) with :meth:`ZoneInfo.from_file`. ``zoneinfo.reset_tzpath`` is left alone because the
 scheduler is also embedded in other programs. One :class:`ZoneInfo` object per name is kept, so
 every job in a zone shares it.
+
+An unknown name gets a suggestion (a different case, or a near miss), but only a name of at most
+:data:`MAX_ZONE_CHARS` characters is compared with the ~600 known ones: the longest IANA name is
+half that, and a fuzzy match of a huge string would stall the loop.
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ import functools
 import importlib.resources
 from zoneinfo import ZoneInfo
 
-from scheduler.errors import InvalidInput
+from scheduler.errors import InvalidInput, describe
 
-__all__ = ["load_zone", "zone_names"]
+__all__ = ["MAX_ZONE_CHARS", "load_zone", "zone_names"]
+
+#: Longest name looked at for a suggestion ("America/Argentina/ComodRivadavia" has 32).
+MAX_ZONE_CHARS = 64
 
 
 @functools.cache
@@ -44,13 +51,26 @@ def _load(name: str) -> ZoneInfo:
         return ZoneInfo.from_file(stream, key=name)
 
 
+@functools.cache
+def _by_lower() -> dict[str, str]:
+    return {zone.lower(): zone for zone in zone_names()}
+
+
+@functools.cache
+def _sorted_names() -> list[str]:
+    return sorted(zone_names())
+
+
 def _unknown_zone_message(name: object, field: str) -> str:
     if not isinstance(name, str) or not name.strip():
-        return f"{field}: expected an IANA time zone name such as 'Asia/Seoul', got {name!r}"
-    by_lower = {zone.lower(): zone for zone in zone_names()}
-    guess = by_lower.get(name.strip().lower())
-    if guess is None:
-        close = difflib.get_close_matches(name, sorted(zone_names()), n=1)
-        guess = close[0] if close else None
+        return (
+            f"{field}: expected an IANA time zone name such as 'Asia/Seoul', got {describe(name)}"
+        )
+    guess = None
+    if len(name) <= MAX_ZONE_CHARS:
+        guess = _by_lower().get(name.strip().lower())
+        if guess is None:
+            close = difflib.get_close_matches(name, _sorted_names(), n=1)
+            guess = close[0] if close else None
     hint = f" (did you mean {guess!r}?)" if guess else ""
-    return f"{field}: unknown IANA time zone {name!r}{hint}"
+    return f"{field}: unknown IANA time zone {describe(name)}{hint}"

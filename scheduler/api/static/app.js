@@ -295,11 +295,14 @@ function authHeaders() {
 }
 
 async function api(method, path, { retry = true } = {}) {
+  // Changes go out as JSON (with an empty body): the daemon refuses any other media type on
+  // them, so that no page of another site can send one through a plain HTML form.
+  const json = method === "GET" ? {} : { "Content-Type": "application/json" };
   let resp;
   try {
     resp = await fetch(path, {
       method,
-      headers: { Accept: "application/json", ...authHeaders() },
+      headers: { Accept: "application/json", ...json, ...authHeaders() },
       cache: "no-store",
       credentials: "same-origin",
     });
