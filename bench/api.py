@@ -30,7 +30,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from scheduler.library import Scheduler
+from scheduler.runtime.library import Scheduler
 
 TOKEN = "bench-token"
 RUNNING = 5

@@ -37,8 +37,8 @@ async def noop(_payload: Any = None) -> None:
 
 
 def ours(max_concurrency: int = 100) -> Any:
-    from scheduler.config import Config, SchedulerConfig
-    from scheduler.library import Scheduler
+    from scheduler.config.load import Config, SchedulerConfig
+    from scheduler.runtime.library import Scheduler
 
     config = Config(scheduler=SchedulerConfig(max_concurrency=max_concurrency))
     sched = Scheduler(config, persistence=False)

@@ -13,9 +13,9 @@ import pstats
 import sys
 import time
 
-from scheduler.config import Config, PersistenceConfig, SchedulerConfig
-from scheduler.library import Scheduler
+from scheduler.config.load import Config, PersistenceConfig, SchedulerConfig
 from scheduler.model import JobStatus
+from scheduler.runtime.library import Scheduler
 
 
 async def noop(_payload: object = None) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from scheduler.misfire import plan_fire
+from scheduler.engine.misfire import plan_fire
 from scheduler.model import Coalesce, MisfirePolicy
 from scheduler.schedules import load_zone, parse_schedule
 from scheduler.triggers import Timeline, compile_schedule, recur

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 from scheduler.errors import PermanentError, SchedulerError
 
 if TYPE_CHECKING:
-    from scheduler.library import Scheduler, TaskRef, TaskStatus
+    from scheduler.runtime.library import Scheduler, TaskRef, TaskStatus
 
 __all__ = ["PermanentError", "Scheduler", "SchedulerError", "TaskRef", "TaskStatus"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("Scheduler", "TaskRef", "TaskStatus"):
-        from scheduler import library
+        from scheduler.runtime import library
 
         return getattr(library, name)
     raise AttributeError(name)

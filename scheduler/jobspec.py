@@ -73,7 +73,7 @@ from scheduler.schedules import load_zone, parse_schedule
 from scheduler.triggers import compile_schedule
 
 if TYPE_CHECKING:
-    from scheduler.config import Config
+    from scheduler.config.load import Config
 
 __all__ = [  # the checkers are re-exported for the modules that import them from here
     "RETRY_CHECKS",

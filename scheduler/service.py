@@ -17,7 +17,8 @@ from msgspec.structs import replace
 
 from scheduler import ids
 from scheduler.clock import Clock
-from scheduler.engine import Engine
+from scheduler.engine.loop import Engine
+from scheduler.engine.outcomes import SUPERSEDED
 from scheduler.errors import (
     InvalidInput,
     InvalidSchedule,
@@ -29,7 +30,6 @@ from scheduler.errors import (
 from scheduler.events import Hub
 from scheduler.jobspec import JobSpec
 from scheduler.model import FINISHED, Job, JobStatus, JobType, Overlap, Run, Source
-from scheduler.outcomes import SUPERSEDED
 from scheduler.schedules import load_zone
 from scheduler.store import Store
 from scheduler.triggers import compile_schedule

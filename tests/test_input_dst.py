@@ -10,9 +10,9 @@ from datetime import datetime
 import pytest
 
 from scheduler.api.inputs import expect_instant
-from scheduler.preview import preview
+from scheduler.cli.next import preview
 from scheduler.schedules import load_zone
-from tests.test_api_harness import Api, running_api
+from tests.api.test_api_harness import Api, running_api
 
 #: (zone, local wall time, the instant it names), all after the harness's clock (2030-01-07).
 VECTORS = [

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from scheduler import checks, jobspec
 from scheduler.api.inputs import decode_body
 from scheduler.checks import MAX_UNKNOWN_REPORTED
-from scheduler.config import load_config
+from scheduler.config.load import load_config
 from scheduler.errors import ConfigError, InvalidInput
 from scheduler.executors.base import json_deeper, nested_deeper
 from scheduler.jobspec import JobDefaults, parse_job_input

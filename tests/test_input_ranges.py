@@ -20,13 +20,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.config import Config, load_config
+from scheduler.config.load import Config, load_config
 from scheduler.durations import LATEST, MAX_DURATION, parse_duration
 from scheduler.errors import ConfigError, InvalidInput
 from scheduler.jobspec import JobDefaults, parse_job_input
-from scheduler.library import Scheduler
+from scheduler.runtime.library import Scheduler
+from tests.api.test_api_harness import T0, Api, running_api
 from tests.fakes import FakeClock
-from tests.test_api_harness import T0, Api, running_api
 
 DEFAULTS = JobDefaults()
 TOO_LONG = "36501d"

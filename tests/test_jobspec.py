@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from scheduler.config import Config, SchedulerConfig
+from scheduler.config.load import Config, SchedulerConfig
 from scheduler.errors import InvalidInput, InvalidSchedule, UnknownTask
 from scheduler.jobspec import JobDefaults, JobSpec, parse_job_input, validate_job_input
 from scheduler.model import (

@@ -19,7 +19,7 @@ from scheduler import index
 from scheduler.index import SortedIds, page_of
 from scheduler.model import FINISHED, Job, JobStatus, JobType, Schedule
 from scheduler.store import Store
-from tests.test_api_harness import running_api
+from tests.api.test_api_harness import running_api
 
 SCHEDULES = [
     Schedule(),

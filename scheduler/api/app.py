@@ -18,7 +18,7 @@ from scheduler.api.errors import error_middleware
 from scheduler.api.keys import SCHEDULER, SETTINGS, STATE, ApiSettings, DaemonState
 from scheduler.api.queries import query_middleware
 from scheduler.api.security import add_cors_headers, is_loopback_bind, security_middleware
-from scheduler.library import Scheduler
+from scheduler.runtime.library import Scheduler
 
 MAX_BODY = 1024 * 1024
 #: Header lines up to 32 KiB reach the middleware, so an oversized token is a 401 like any

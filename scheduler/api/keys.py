@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from scheduler.library import Scheduler
+from scheduler.runtime.library import Scheduler
 
 
 class Phase(enum.StrEnum):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from scheduler.api.keys import SCHEDULER
-from scheduler.metrics import SchedulerMetrics
+from scheduler.observability.metrics import SchedulerMetrics
 
 METRICS = web.AppKey("metrics", SchedulerMetrics)
 

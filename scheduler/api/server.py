@@ -36,7 +36,7 @@ from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.streams import StreamReader
 
 from scheduler.api.errors import error_response
-from scheduler.logs import Throttled
+from scheduler.observability.logs import Throttled
 
 log = logging.getLogger("scheduler.api.server")
 

@@ -26,8 +26,8 @@ from aiohttp import web
 
 from scheduler.api.keys import SCHEDULER, STATE, Phase
 from scheduler.ids import encode
-from scheduler.library import Scheduler
 from scheduler.model import Job, JobStatus, JobType
+from scheduler.runtime.library import Scheduler
 from scheduler.views import iso
 
 log = logging.getLogger("scheduler.api")

@@ -27,7 +27,7 @@ from scheduler.executors.python import PythonExecutor, TaskContext, resolve_call
 
 if TYPE_CHECKING:
     # Only the type: config (a higher layer) imports this package to resolve python callables.
-    from scheduler.config import TaskConfig
+    from scheduler.config.load import TaskConfig
 
 
 def build_executor(

@@ -59,7 +59,7 @@ from scheduler.model import Outcome, RunResult
 
 if TYPE_CHECKING:
     # Only the type: config (a higher layer) imports the executors to resolve python callables.
-    from scheduler.config import TaskConfig
+    from scheduler.config.load import TaskConfig
 
 _log = logging.getLogger(__name__)
 

@@ -70,8 +70,9 @@ class Trigger(Protocol):
 
 
 class Timeline:
-    """A trigger in epoch seconds, as the engine and :func:`scheduler.misfire.plan_fire` use it
-    (it satisfies :class:`scheduler.misfire.Timeline`)."""
+    """A trigger in epoch seconds, as the engine and
+    :func:`scheduler.engine.misfire.plan_fire` use it (it satisfies
+    :class:`scheduler.engine.misfire.Timeline`)."""
 
     __slots__ = ("_trigger",)
 

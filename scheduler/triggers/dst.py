@@ -209,8 +209,8 @@ def _offset(tz: ZoneInfo, wall: datetime) -> timedelta:
 
 
 #: Offsets are sampled this far apart when looking for changes. The installed tzdata has no two
-#: changes of offset less than 6.9 days apart (tests/test_triggers_catchup.py checks every zone),
-#: so at most one change lies between two samples and none is missed.
+#: changes of offset less than 6.9 days apart (tests/triggers/test_triggers_catchup.py checks
+#: every zone), so at most one change lies between two samples and none is missed.
 CHANGE_STEP = 6 * 86400
 # The last whole second datetime can show in any zone (a day before its end).
 _LAST_INSTANT = datetime(9999, 12, 30, tzinfo=UTC).timestamp()

@@ -11,10 +11,10 @@ are resolved once and kept (:meth:`WallClockTrigger._search_near_change`), so th
 rule does not resolve thousands of wall times on each query there.
 
 Catch-up needs two more questions answered without walking every occurrence (see
-:mod:`scheduler.misfire`): :meth:`WallClockTrigger.latest` (the last run in a span, by bisection
-over ``next_after``: O(log n) queries) and :meth:`WallClockTrigger.count` (the runs in a span:
-the rule counts its wall times arithmetically, and only the wall times around the zone's offset
-changes are resolved one by one).
+:mod:`scheduler.engine.misfire`): :meth:`WallClockTrigger.latest` (the last run in a span, by
+bisection over ``next_after``: O(log n) queries) and :meth:`WallClockTrigger.count` (the runs
+in a span: the rule counts its wall times arithmetically, and only the wall times around the
+zone's offset changes are resolved one by one).
 """
 
 from __future__ import annotations

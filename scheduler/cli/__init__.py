@@ -1,0 +1,1 @@
+"""The ``scheduler`` command line: run, check, next, status."""

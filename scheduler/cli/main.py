@@ -1,0 +1,87 @@
+"""``scheduler`` command line: run, check, next, status."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from scheduler.cli.status import WAIT_TIMEOUT
+
+DEFAULT_CONFIG = "/etc/scheduler/config.toml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scheduler", description="A job-scheduler daemon.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon in the foreground")
+    run.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="config file")
+
+    check = sub.add_parser("check", help="validate the config and show the next runs")
+    check.add_argument(
+        "-c",
+        "--config",
+        default=None,
+        help=f"config file (default {DEFAULT_CONFIG}, unless --state)",
+    )
+    check.add_argument("--state", default=None, help="verify this state directory (read only)")
+
+    nxt = sub.add_parser("next", help="preview the run times of a schedule")
+    nxt.add_argument("spec", help="cron, '@every 1h', an RRULE, or a JSON schedule object")
+    nxt.add_argument("--tz", default=None, help="IANA time zone (default Asia/Seoul)")
+    nxt.add_argument("--after", default=None, help="start after TIME (local in --tz unless offset)")
+    nxt.add_argument("-n", type=int, default=10, help="how many run times")
+    nxt.add_argument("--json", action="store_true", help="print a JSON array of instants")
+
+    status = sub.add_parser("status", help="show the status of a running daemon")
+    status.add_argument("--url", default="http://127.0.0.1:8080", help="daemon base URL")
+    status.add_argument(
+        "--wait", action="store_true", help="first wait until the daemon is ready (/healthz)"
+    )
+    status.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=WAIT_TIMEOUT,
+        help=f"with --wait: give up after this long (default {WAIT_TIMEOUT:g}s; 90s, 2m...)",
+    )
+    return parser
+
+
+def _seconds(text: str) -> float:
+    """A duration argument (``30``, ``90s``, ``2m``) as seconds; argparse reports errors."""
+    from scheduler.durations import parse_duration
+    from scheduler.errors import InvalidInput
+
+    try:
+        return parse_duration(text, field="--timeout")
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(exc.message.removeprefix("--timeout: ")) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "next":
+        from scheduler.cli.next import next_command
+
+        return next_command(args.spec, tz=args.tz, after=args.after, n=args.n, as_json=args.json)
+    if args.command == "check":
+        from scheduler.cli.check import check_command
+
+        config = args.config
+        if config is None and args.state is None:
+            config = DEFAULT_CONFIG  # `check --state DIR` alone checks only the directory
+        return check_command(config, state=args.state)
+    if args.command == "run":
+        from scheduler.daemon.process import run_command
+
+        return run_command(args.config)
+    if args.command == "status":
+        from scheduler.cli.status import status_command
+
+        return status_command(args.url, wait=args.timeout if args.wait else None)
+    return 2  # pragma: no cover - argparse rejects unknown commands first
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

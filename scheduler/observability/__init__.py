@@ -1,0 +1,1 @@
+"""Logs, metrics and alerts: what the operator sees of a running scheduler."""

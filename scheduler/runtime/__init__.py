@@ -1,0 +1,1 @@
+"""The ``Scheduler`` facade: the composition the daemon and embedding apps share."""
