@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.toml
 
-.PHONY: run install test system-packages lint typecheck bench clean
+.PHONY: run install test test-fast system-packages lint typecheck bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -43,10 +43,15 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check scheduler tests bench
 
 typecheck: $(VENV)/.installed-test
-	$(BIN)/mypy scheduler
+	$(BIN)/mypy scheduler tests
 
 test: system-packages lint typecheck
 	$(BIN)/pytest -n 2 -q
+
+# The tests that start no subprocess and drive no browser (tests/conftest.py checks the
+# markers): the quick loop while editing. More pytest options: make test-fast ARGS="-n 2 -x"
+test-fast: $(VENV)/.installed-test
+	$(BIN)/pytest -q -m "not integration and not browser" $(ARGS)
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/triggers.py

@@ -9,6 +9,10 @@ unknown keys of a table get a suggestion (the rest are counted in one more probl
 than :data:`MAX_KEY_CHARS` gets none and is cut where it is named, and every value quoted back in
 a message is short (:func:`~scheduler.errors.describe`). 60,000 unknown keys once cost 4.4 s of
 fuzzy matching; now they cost one set look-up each.
+
+The bounds of a JSON value live here too (:data:`MAX_JSON_DEPTH`, :func:`shape_problem`): what
+the journal can hold is checked at this edge for a payload or a request body, and again by the
+executors for what a task brings back, so both layers above import it from here.
 """
 
 from __future__ import annotations
@@ -16,13 +20,16 @@ from __future__ import annotations
 import difflib
 import enum
 import functools
+import itertools
+import operator
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, Literal, TypeVar
 
+import msgspec
+
 from scheduler.durations import parse_duration
 from scheduler.errors import InvalidInput, describe
-from scheduler.executors.base import MAX_JSON_DEPTH, shape_problem
 
 Style = Literal["camel", "snake"]
 E = TypeVar("E", bound=enum.Enum)
@@ -33,6 +40,18 @@ Check = Callable[[Any, str], Any]
 MAX_UNKNOWN_REPORTED = 5
 #: Longest key compared with the known ones for a suggestion, and shown whole in a message.
 MAX_KEY_CHARS = 64
+#: Deepest nesting of arrays and objects accepted in a request body or a payload, and kept in
+#: a run's result: far below what encoding needs of Python's recursion limit (1000), with room
+#: for the levels of the records around it.
+MAX_JSON_DEPTH = 64
+#: The integers the journal (msgpack) can hold.
+MIN_INT = -(2**63)
+MAX_INT = 2**64 - 1
+_CONTAINERS = (dict, list, tuple)
+# For reading the nesting of JSON text: the bytes that are not brackets, and a table that
+# counts an opening bracket 2 and a closing one 0.
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_OPEN_TWO = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
 
 
 def invalid(field: str, expected: str, value: object) -> InvalidInput:
@@ -213,3 +232,70 @@ def expect_payload(value: object, field: str) -> Any:
     if problem == "text":
         raise InvalidInput(f"{field}: expected text without lone surrogates", field=field)
     return value
+
+
+# --- the bounds of a JSON value ----------------------------------------------------------------
+
+
+def json_deeper(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the JSON text ``raw`` nests arrays and objects more than ``limit`` levels.
+
+    Read from the bytes, before (or instead of) decoding them, in a few passes that run in C:
+    strings are dropped, the brackets kept, and the deepest level is the largest running sum
+    of +1 per opening and -1 per closing bracket. So a hostile body can neither make this
+    recurse nor cost much beside decoding it; a text with at most ``limit`` opening brackets
+    is not even scanned.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    # Without its escapes (pairs of backslashes first), a string is what lies between two
+    # quotes: every other piece of the text is outside the strings.
+    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    brackets = b"".join(unescaped.split(b'"')[::2]).translate(None, _NOT_BRACKETS)
+    if brackets.count(b"[") + brackets.count(b"{") <= limit:
+        return False
+    steps = brackets.translate(_OPEN_TWO)  # an opening bracket counts 2, a closing one 0
+    # After i brackets the level is (2 * openings) - i: the running sum minus the count.
+    levels = map(operator.sub, itertools.accumulate(steps), itertools.count(1))
+    return max(levels, default=0) > limit
+
+
+def nested_deeper(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the Python value ``value`` nests lists, tuples and dicts more than ``limit``
+    levels deep (for JSON text, :func:`json_deeper` is cheaper). Iterative, so no depth can
+    exhaust the stack; it stops at the first level past ``limit``."""
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, _CONTAINERS) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, _CONTAINERS))
+    return False
+
+
+def shape_problem(value: Any, limit: int = MAX_JSON_DEPTH) -> str | None:
+    """Why the journal could not hold ``value``, or None: ``"depth"`` when it nests more than
+    ``limit`` levels, ``"int"`` for an integer past 64 bits (JSON allows it, msgpack does not),
+    ``"text"`` for a lone surrogate. A value that is not JSON (a library caller's own object)
+    is only measured for depth. The checks run in C: encodings, and :func:`json_deeper`."""
+    try:
+        encoded = msgspec.json.encode(value)
+    except RecursionError:
+        return "depth"
+    except UnicodeEncodeError:
+        return "text"
+    except Exception:  # noqa: BLE001 (not JSON: whether it is storable is its owner's concern)
+        return "depth" if nested_deeper(value, limit) else None
+    if json_deeper(encoded, limit):
+        return "depth"
+    try:
+        msgspec.msgpack.encode(value)  # what the journal writes
+    except OverflowError:
+        return "int"
+    return None
+
+
+def is_big_int(value: Any) -> bool:
+    """Whether ``value`` is an integer the journal cannot hold (past 64 bits)."""
+    return type(value) is int and not MIN_INT <= value <= MAX_INT

@@ -1,15 +1,21 @@
-"""Events for live views (SSE), metrics and alerts.
+"""What happened, as typed records, and the one way to hear about it.
 
-Publishing is free when nobody listens: producers ask :meth:`Hub.wants` before building an
-event (an in-process listener names the types it wants; a live stream wants them all).
+Producers (the engine, the service) publish frozen records: :class:`JobCreated`,
+:class:`RunStarted`, :class:`RunProgress`, the settled outcomes (:class:`JobCompleted`,
+:class:`JobFailed`, :class:`JobRetrying`, :class:`JobCancelled`), :class:`SchedulerStatus`, and
+:class:`RunRecorded` for every run written to a job's history (finished, missed, skipped,
+interrupted). Consumers subscribe by type with :meth:`Hub.subscribe`: logs, metrics and alerts
+in process (called synchronously, so they must not block or raise), and live streams (SSE)
+through :meth:`Hub.stream`, which read the records that have a wire ``name``.
 
-Fan-out costs the publisher O(1), however many streams are open: an event is appended to one
-bounded ring, and one shared future wakes every waiting stream once per loop turn, however many
-events were published in that turn (a burst of 300 events is one wake-up and one batch per
-stream, not 300). Each stream reads the ring from its own cursor. One that falls more than
-``queue_size`` events behind the newest (or out of the ring) is dropped and told so, so a slow
-client can never grow the daemon's memory nor make a publisher wait. The same ring lets an SSE
-client resume with ``Last-Event-ID``.
+Publishing is free when nobody listens: producers ask :meth:`Hub.wants` before building a
+record. Fan-out to streams costs the publisher O(1), however many are open: a record is appended
+to one bounded ring, and one shared future wakes every waiting stream once per loop turn,
+however many records were published in that turn. Each stream reads the ring from its own
+cursor; one that falls more than ``queue_size`` records behind the newest (or out of the ring) is
+dropped and told so, so a slow client can never grow the daemon's memory nor make a publisher
+wait. The same ring lets an SSE client resume with ``Last-Event-ID``. A record's wire form
+(JSON) is encoded once, however many streams send it.
 """
 
 from __future__ import annotations
@@ -17,43 +23,165 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import Callable, Collection
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
-EVENT_TYPES = (
-    "job-created",
-    "job-started",
-    "job-progress",
-    "job-completed",
-    "job-failed",
-    "job-retry",
-    "job-cancelled",
-    "scheduler-status",
+from scheduler.ids import encode
+from scheduler.model import Job, Run
+from scheduler.views import job_json
+
+
+class Event(msgspec.Struct, frozen=True, gc=False, kw_only=True):
+    """Something that happened, to job ``job_id`` (None: to the whole scheduler)."""
+
+    #: The event's name on a live stream; None for records that are not streamed.
+    name: ClassVar[str | None] = None
+    job_id: int | None = None
+
+    def data(self) -> dict[str, Any]:
+        """The stream's payload, beside ``jobId``."""
+        return {}
+
+
+class JobCreated(Event, frozen=True, gc=False, kw_only=True):
+    name: ClassVar[str | None] = "job-created"
+    job: Job
+
+    def data(self) -> dict[str, Any]:
+        return job_json(self.job)
+
+
+class RunStarted(Event, frozen=True, gc=False, kw_only=True):
+    name: ClassVar[str | None] = "job-started"
+    attempt: int
+    fire: float
+
+    def data(self) -> dict[str, Any]:
+        return {"attempt": self.attempt, "fire": self.fire}
+
+
+class RunProgress(Event, frozen=True, gc=False, kw_only=True):
+    name: ClassVar[str | None] = "job-progress"
+    percent: float
+    message: str | None
+
+    def data(self) -> dict[str, Any]:
+        return {"percent": self.percent, "message": self.message}
+
+
+class Settled(Event, frozen=True, gc=False, kw_only=True):
+    """A job's state after a run or a decision: the kinds below say which."""
+
+    outcome: str
+    attempt: int
+    error: str | None = None
+    final: bool = True
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "attempt": self.attempt,
+            "error": self.error,
+            "final": self.final,
+        }
+
+
+class JobCompleted(Settled, frozen=True, gc=False, kw_only=True):
+    name: ClassVar[str | None] = "job-completed"
+
+
+class JobFailed(Settled, frozen=True, gc=False, kw_only=True):
+    name: ClassVar[str | None] = "job-failed"
+
+
+class JobRetrying(Settled, frozen=True, gc=False, kw_only=True):
+    name: ClassVar[str | None] = "job-retry"
+
+
+class JobCancelled(Settled, frozen=True, gc=False, kw_only=True):
+    name: ClassVar[str | None] = "job-cancelled"
+
+
+class SchedulerStatus(Event, frozen=True, gc=False, kw_only=True):
+    name: ClassVar[str | None] = "scheduler-status"
+    paused: bool
+
+    def data(self) -> dict[str, Any]:
+        return {"paused": self.paused, "isRunning": not self.paused}
+
+
+class RunRecorded(Event, frozen=True, gc=False, kw_only=True):
+    """A run entered a job's history (in process only: logs, metrics, alerts)."""
+
+    job: Job
+    run: Run
+
+
+#: Every streamed kind, by its wire name (the OpenAPI document lists them).
+STREAMED: tuple[type[Event], ...] = (
+    JobCreated,
+    RunStarted,
+    RunProgress,
+    JobCompleted,
+    JobFailed,
+    JobRetrying,
+    JobCancelled,
+    SchedulerStatus,
 )
+EVENT_TYPES = tuple(kind.name for kind in STREAMED if kind.name is not None)
+
+E = TypeVar("E", bound=Event)
+_encode = msgspec.json.Encoder().encode
 
 
-class Event(msgspec.Struct, frozen=True):
-    id: int
-    type: str
-    job_id: str | None
-    data: dict[str, Any]
+class Published:
+    """A streamed record in the ring: its id, and its SSE frame, encoded on first use."""
+
+    __slots__ = ("_frame", "event", "id")
+
+    def __init__(self, id_: int, event: Event) -> None:
+        self.id = id_
+        self.event = event
+        self._frame: bytes | None = None
+
+    @property
+    def type(self) -> str:
+        assert self.event.name is not None
+        return self.event.name
+
+    @property
+    def job_id(self) -> str | None:
+        job_id = self.event.job_id
+        return None if job_id is None else encode(job_id)
+
+    def frame(self) -> bytes:
+        """The record as SSE text. The name is one of ours and msgspec's JSON has no raw line
+        breaks, so neither needs the per-line splitting of a generic SSE writer."""
+        if self._frame is None:
+            data = _encode({"jobId": self.job_id, **self.event.data()})
+            self._frame = b"id: %d\r\nevent: %s\r\ndata: %s\r\n\r\n" % (
+                self.id,
+                self.type.encode(),
+                data,
+            )
+        return self._frame
 
 
 class Subscription:
     """One stream's place in the hub's ring. ``overflowed`` is set when it fell too far
-    behind and was dropped; ``cursor`` is the id of the next event it has not seen."""
+    behind and was dropped; ``cursor`` is the id of the next record it has not seen."""
 
-    def __init__(self, hub: Hub, job_id: str | None, cursor: int) -> None:
+    def __init__(self, hub: Hub, job_id: int | None, cursor: int) -> None:
         self.hub = hub
         self.job_id = job_id
         self.cursor = cursor
         self.overflowed = False
         self.closed = False
 
-    async def get(self) -> list[Event] | None:
-        """The events published since the last call (at least one; those of ``job_id`` when
+    async def get(self) -> list[Published] | None:
+        """The records published since the last call (at least one; those of ``job_id`` when
         it filters), or None when the stream is over (overflow, close or shutdown)."""
         while not self.closed:
             batch = self.hub.take(self)
@@ -71,35 +199,59 @@ class Subscription:
 
 class Hub:
     def __init__(self, *, buffer: int = 1000, queue_size: int = 1000) -> None:
-        self._next = 1  # the id the next event gets
-        self._recent: deque[Event] = deque(maxlen=buffer)
+        self._next = 1  # the id the next streamed record gets
+        self._recent: deque[Published] = deque(maxlen=buffer)
         self._subs: set[Subscription] = set()
-        self._listeners: list[Callable[[Event], None]] = []
+        self._callbacks: dict[type[Event], list[Callable[[Any], None]]] = {}
         self._queue_size = queue_size
-        self._wanted: set[str] = set()
         self._waiter: asyncio.Future[None] | None = None
-        self.active = False  # a stream was opened: every event goes into the resume ring
+        self.active = False  # a stream was opened: every streamed kind is worth publishing
 
     @property
     def streams(self) -> int:
-        """Streams subscribed now."""
+        """Streams open now."""
         return len(self._subs)
 
-    def listen(
-        self, callback: Callable[[Event], None], types: Collection[str] = EVENT_TYPES
-    ) -> None:
-        """An in-process consumer (alerts) called synchronously for events of ``types``."""
-        self._listeners.append(callback)
-        self._wanted.update(types)
+    # --- in-process subscribers ----------------------------------------------------------
 
-    def wants(self, type_: str) -> bool:
-        """Whether an event of ``type_`` has anyone to go to (else producers skip it)."""
-        return self.active or type_ in self._wanted
+    def subscribe(
+        self, kinds: Iterable[type[E]], callback: Callable[[E], None]
+    ) -> Callable[[], None]:
+        """Call ``callback`` synchronously with every record of the exact ``kinds``; returns
+        the function that unsubscribes it."""
+        chosen = tuple(kinds)
+        for kind in chosen:
+            self._callbacks.setdefault(kind, []).append(callback)
 
-    def subscribe(self, job_id: str | None = None, *, last_id: int | None = None) -> Subscription:
-        """A stream from the next event on, or (``last_id``) from the first event after that
+        def unsubscribe() -> None:
+            for kind in chosen:
+                callbacks = self._callbacks.get(kind, [])
+                if callback in callbacks:
+                    callbacks.remove(callback)
+                if not callbacks:
+                    self._callbacks.pop(kind, None)
+
+        return unsubscribe
+
+    def wants(self, kind: type[Event]) -> bool:
+        """Whether a record of ``kind`` has anyone to go to (else producers skip it)."""
+        return kind in self._callbacks or (self.active and kind.name is not None)
+
+    def publish(self, event: Event) -> None:
+        for callback in self._callbacks.get(type(event), ()):
+            callback(event)
+        if event.name is not None:
+            self._recent.append(Published(self._next, event))
+            self._next += 1
+            if self._subs:
+                self._wake()
+
+    # --- streams -------------------------------------------------------------------------
+
+    def stream(self, job_id: int | None = None, *, last_id: int | None = None) -> Subscription:
+        """A stream from the next record on, or (``last_id``) from the first record after that
         one that the ring still holds. An id from before a restart (ids start again at 1)
-        resumes from the next event, not from a future that never comes."""
+        resumes from the next record, not from a future that never comes."""
         cursor = self._next
         if last_id is not None and last_id < self._next:
             oldest = self._recent[0].id if self._recent else self._next
@@ -114,17 +266,8 @@ class Hub:
         self._subs.discard(sub)
         self._wake()  # a stream waiting in ``get`` ends now
 
-    def publish(self, type_: str, job_id: str | None, data: dict[str, Any]) -> None:
-        event = Event(self._next, type_, job_id, data)
-        self._next += 1
-        self._recent.append(event)
-        for listener in self._listeners:
-            listener(event)
-        if self._subs:
-            self._wake()
-
-    def take(self, sub: Subscription) -> list[Event] | None:
-        """The events ``sub`` has not seen (filtered), advancing its cursor; None, and the
+    def take(self, sub: Subscription) -> list[Published] | None:
+        """The records ``sub`` has not seen (filtered), advancing its cursor; None, and the
         subscription dropped, when it fell behind."""
         if sub.overflowed or sub.closed:
             return None
@@ -139,7 +282,7 @@ class Hub:
         batch = list(itertools.islice(ring, sub.cursor - oldest, None))
         sub.cursor = self._next
         if sub.job_id is not None:
-            batch = [event for event in batch if event.job_id == sub.job_id]
+            batch = [item for item in batch if item.event.job_id == sub.job_id]
         return batch
 
     async def changed(self) -> None:

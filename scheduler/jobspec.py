@@ -14,11 +14,14 @@ arrives. The policy:
 - camel style: the schedule is an object under ``schedule``, which may name its own ``timezone``;
   a different top-level ``timezone`` is an error rather than a silent pick. snake style (TOML):
   the schedule keys sit inline in the job's table.
-- A key set to null is omitted, except where null means something (``timeout``: none,
-  ``misfire.grace``: catch up however late), so clients may send every key.
+- A key set to null is omitted, except where null means something (``misfire.grace``: catch
+  up however late), so clients may send every key. A ``timeout`` left out (or null) is the
+  task's when the job runs, else ``[retry] timeout``.
 - Omitted policies come from :class:`JobDefaults` (config's [scheduler] and [retry]); a partial
   ``retry`` table overrides only the keys it names, so config defaults still apply to the rest.
-- The schedule is compiled in the job's zone, so a schedule that cannot run is never stored.
+- The schedule is compiled in the job's zone, so a schedule that cannot run is never stored;
+  the spec keeps that compilation (:meth:`JobSpec.trigger`), so the job built from it need not
+  compile it again.
 
 The generic ``expect_*`` checkers live in :mod:`scheduler.checks`; they are re-exported here
 for the modules that import them from this one.
@@ -28,8 +31,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection, Mapping
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import Any, Final
 
 import msgspec
 
@@ -70,10 +73,7 @@ from scheduler.model import (
     Schedule,
 )
 from scheduler.schedules import load_zone, parse_schedule
-from scheduler.triggers import compile_schedule
-
-if TYPE_CHECKING:
-    from scheduler.config.load import Config
+from scheduler.triggers import Trigger, compile_schedule
 
 __all__ = [  # the checkers are re-exported for the modules that import them from here
     "RETRY_CHECKS",
@@ -108,26 +108,29 @@ __all__ = [  # the checkers are re-exported for the modules that import them fro
 
 
 class JobDefaults(msgspec.Struct, frozen=True):
-    """What a job gets for the keys it leaves out (config's [scheduler] and [retry])."""
+    """What a job gets for the keys it leaves out (config's [scheduler] and [retry]); config
+    builds them (:func:`scheduler.config.job_defaults`). A run's time budget is not one of
+    them: a job without ``timeout`` takes its task's, else ``[retry] timeout``, when it runs
+    (so a task's own timeout wins over the general default)."""
 
     timezone: str = "Asia/Seoul"
     retry: RetryPolicy = RetryPolicy()
-    timeout: float | None = None
-
-    @classmethod
-    def from_config(cls, config: Config) -> JobDefaults:
-        return cls(
-            timezone=config.scheduler.timezone,
-            retry=config.retry,
-            timeout=config.default_timeout,
-        )
 
 
-class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
+#: Where a spec keeps its compiled schedule: in its ``__dict__``, outside its fields.
+_COMPILED: Final = "_compiled"
+
+
+class JobSpec(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     """A validated job input: everything the store needs to create the job, nothing it assigns.
 
     ``task`` is None only when the caller gave no task and passed no ``tasks`` to resolve the
-    default (``workflow``) against.
+    default (``workflow``) against. A config ``[[jobs]]`` entry is a spec with its ``name`` set.
+
+    A spec from :func:`validate_job_input` also holds the trigger its schedule was compiled to
+    when it was checked, with the creation instant it was compiled for (see :meth:`trigger`).
+    That is a cache, not part of the value: it is kept outside the fields (msgspec's ``dict``
+    option), so it is neither compared nor encoded, and :func:`msgspec.structs.replace` drops it.
     """
 
     task: str | None = None
@@ -140,6 +143,36 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
     workflow_name: str | None = None
     unique_key: str | None = None
     name: str | None = None
+
+    def trigger(self, created: float) -> Trigger:
+        """The schedule compiled in the job's zone for a job created at ``created`` (epoch
+        seconds). The compilation that validated the spec is reused when it was for the same
+        instant (to the microsecond); any other instant compiles it and keeps the result in
+        its place. Raises :class:`~scheduler.errors.InvalidSchedule` as
+        :func:`~scheduler.triggers.compile_schedule` does."""
+        moment = datetime.fromtimestamp(created, UTC)
+        kept: tuple[datetime, Trigger] | None = self.__dict__.get(_COMPILED)
+        if kept is not None and kept[0] == moment:
+            return kept[1]
+        trigger = compile_schedule(self.schedule, load_zone(self.timezone), created=moment)
+        _keep(self, moment, trigger)
+        return trigger
+
+    @property
+    def compiled_for(self) -> float | None:
+        """The creation instant (epoch seconds) of the compilation the spec holds, if any."""
+        kept: tuple[datetime, Trigger] | None = self.__dict__.get(_COMPILED)
+        return None if kept is None else kept[0].timestamp()
+
+    def spec(self) -> JobSpec:
+        """The spec itself. Deprecated: for code written when a ``[[jobs]]`` entry was a type
+        of its own (``StaticJob``) whose ``spec()`` gave this."""
+        return self
+
+
+def _keep(spec: JobSpec, created: datetime, trigger: Trigger) -> None:
+    """Remember ``trigger`` as ``spec``'s schedule compiled for a job created at ``created``."""
+    spec.__dict__[_COMPILED] = (created, trigger)
 
 
 RETRY_CHECKS: dict[str, Check] = {
@@ -243,6 +276,7 @@ class _JobReader:
         self.defaults = defaults
         self.problems: list[InvalidInput] = []
         self.failed: set[str] = set()  # snake_case keys whose value was bad
+        self.compiled: tuple[datetime, Trigger] | None = None  # the trial compilation
 
     def key(self, snake: str) -> str:
         return camel(snake) if self.style == "camel" else snake
@@ -272,7 +306,7 @@ class _JobReader:
         strings = {key: self.get(key, expect_str) for key in _STRING_KEYS}
         schedule, timezone = self.schedule_and_zone(created)
         task = self.resolve_task(strings.pop("task"), tasks)
-        return JobSpec(
+        spec = JobSpec(
             task=task,
             payload=self.get("payload", expect_payload),
             schedule=schedule,
@@ -281,6 +315,9 @@ class _JobReader:
             policy=self.policy(),
             **strings,
         )
+        if self.compiled is not None:
+            _keep(spec, *self.compiled)
+        return spec
 
     def reject_unknown_keys(self) -> None:
         self.problems.extend(unknown_keys(self.raw, _job_keys(self.style), self.prefix))
@@ -305,7 +342,7 @@ class _JobReader:
             retry = msgspec.structs.replace(retry, max=max_retries)
         return Policy(
             retry=retry,
-            timeout=self.get("timeout", _optional_duration, self.defaults.timeout, nullable=True),
+            timeout=self.get("timeout", _optional_duration, None, nullable=True),
             misfire=self.get("misfire", self.misfire, MisfirePolicy()),
             overlap=self.get("overlap", choice(Overlap), Overlap.SKIP),
             on_crash=self.get("on_crash", choice(OnCrash), OnCrash.RERUN),
@@ -341,7 +378,10 @@ class _JobReader:
 
     def schedule(self) -> tuple[Schedule | None, str | None]:
         try:
-            return parse_schedule(self.schedule_input(), field=self.schedule_field)
+            # Compiled once, by try_compile, for the job's zone and creation.
+            return parse_schedule(
+                self.schedule_input(), field=self.schedule_field, compile_check=False
+            )
         except InvalidInput as exc:
             self.problems.append(self.rerooted(exc))
             return None, None
@@ -367,13 +407,17 @@ class _JobReader:
         return self.prefix.removesuffix(".") or "schedule"
 
     def try_compile(self, schedule: Schedule, zone_name: str, created: datetime | None) -> None:
+        """Compile the schedule for a job created at ``created`` (default: now); the trigger
+        is kept for the spec (:meth:`JobSpec.trigger`), a problem is reported."""
         created = created or to_datetime(SystemClock().time())
         try:
-            compile_schedule(
+            trigger = compile_schedule(
                 schedule, load_zone(zone_name), created=created, field=self.schedule_field
             )
         except InvalidInput as exc:
             self.problems.append(self.rerooted(exc))
+        else:
+            self.compiled = (created, trigger)
 
     def resolve_task(self, task: str | None, tasks: Collection[str] | None) -> str | None:
         """Check the task against the known names; no task means ``workflow`` when defined."""

@@ -58,6 +58,16 @@ class Source(enum.StrEnum):
     LIBRARY = "library"
 
 
+class FsyncMode(enum.StrEnum):
+    """When the journal fsyncs (``[persistence] fsync``; the policy is in
+    :mod:`scheduler.persistence.journal`). Defined here, below both config and persistence,
+    so that the two share one type."""
+
+    ALWAYS = "always"
+    BATCH = "batch"
+    NEVER = "never"
+
+
 class Outcome(enum.StrEnum):
     SUCCESS = "success"
     ERROR = "error"

@@ -63,13 +63,15 @@ _CHOICES: dict[str, type[enum.Enum]] = {"freq": Frequency, "gap": DstGap, "fold"
 
 
 def parse_schedule(
-    raw: Mapping[str, Any] | None, *, field: str = "schedule"
+    raw: Mapping[str, Any] | None, *, field: str = "schedule", compile_check: bool = True
 ) -> tuple[Schedule, str | None]:
     """``raw`` (JSON object or TOML table) -> (normalised schedule, its ``timezone`` or None).
 
     ``None`` or ``{}`` is immediate. Keys: one of ``delay``, ``at``, ``every`` (with optional
     ``start``/``end``), ``cron`` (``@every 1h`` becomes ``every``), ``repeat``, ``rrule``; plus
     ``timezone`` (IANA name) and ``dst`` (``{"gap", "fold"}``). A key set to null is absent.
+    ``compile_check`` False: the caller compiles the schedule itself right after, for the
+    job's real zone and creation (the job input does: a schedule is compiled once per job).
     """
     if raw is None:
         return IMMEDIATE, None
@@ -84,7 +86,8 @@ def parse_schedule(
     zone_name = _zone_name(values.get("timezone"), field)
     kind = _kind(values, field)
     schedule = Schedule(**kind, dst=_dst(values.get("dst"), kind, field))
-    _compile_check(schedule, load_zone(zone_name) if zone_name else load_zone("UTC"), field)
+    if compile_check:
+        _compile_check(schedule, load_zone(zone_name) if zone_name else load_zone("UTC"), field)
     return schedule, zone_name
 
 

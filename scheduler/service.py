@@ -27,13 +27,11 @@ from scheduler.errors import (
     SchedulerError,
     UnknownTask,
 )
-from scheduler.events import Hub
+from scheduler.events import Hub, JobCancelled, JobCreated, SchedulerStatus
 from scheduler.jobspec import JobSpec
 from scheduler.model import FINISHED, Job, JobStatus, JobType, Overlap, Run, Source
 from scheduler.schedules import load_zone
 from scheduler.store import Store
-from scheduler.triggers import compile_schedule
-from scheduler.views import job_json
 
 
 class WorkflowNotFound(JobNotFound):
@@ -135,13 +133,22 @@ class JobService:
     # --- creating and changing jobs ------------------------------------------------------
 
     def build(self, spec: JobSpec, *, source: Source, now: float | None = None) -> Job:
-        """A new job from a validated spec, with its first run time; nothing is stored yet."""
+        """A new job from a validated spec, with its first run time; nothing is stored yet.
+
+        A spec parsed a moment ago carries the schedule compiled for that moment: the job is
+        created at that instant (its id's millisecond), so that compilation is the job's and
+        the schedule is compiled once per create."""
         task = self._known(spec.task)
-        now = self.clock.time() if now is None else now
-        first = self.first_run(spec, created=now, now=now)
+        if now is None:
+            now = self.clock.time()
+            compiled = spec.compiled_for
+            if compiled is not None and 0.0 <= now - compiled < _FRESH:
+                now = compiled
+        job_id = self.ids.next(now)
+        first = self.first_run(spec, created=ids.created_at(job_id), now=now)
         if first is None:
             raise InvalidSchedule("schedule: never fires after now", field="schedule")
-        return Job(id=self.ids.next(now), source=source, scheduled=first, **definition(spec, task))
+        return Job(id=job_id, source=source, scheduled=first, **definition(spec, task))
 
     def first_run(self, spec: JobSpec, *, created: float, now: float) -> float | None:
         """The first run after ``now``. One-off kinds count from now (a delay starts now);
@@ -152,14 +159,19 @@ class JobService:
         kind = spec.schedule.type
         if kind is JobType.IMMEDIATE:
             return now
-        tz = load_zone(spec.timezone)
-        anchor = created if kind is JobType.RECURRING else now
-        trigger = compile_schedule(spec.schedule, tz, created=datetime.fromtimestamp(anchor, tz))
-        moment = datetime.fromtimestamp(now, tz)
+        trigger = spec.trigger(created)  # compiled once for the job's creation, and kept
+        moment = datetime.fromtimestamp(now, load_zone(spec.timezone))
         # A new job's own first run: an RRULE without DTSTART starts at the minute of its
         # creation, so its first occurrence may be that minute (up to 59 s ago).
-        nxt = trigger.first_run(moment) if created == now else trigger.next_after(moment)
+        new = abs(now - created) < _MILLISECOND
+        nxt = trigger.first_run(moment) if new else trigger.next_after(moment)
         return None if nxt is None else nxt.timestamp()
+
+    def _seed(self, job: Job, spec: JobSpec) -> None:
+        """Hand the engine the schedule the spec compiled for this job (no second compile)."""
+        kind = job.schedule.type
+        if kind is JobType.RECURRING or kind is JobType.SCHEDULED:
+            self.engine.triggers.seed(job, spec.trigger(job.created))
 
     def rebuilt(self, job: Job, spec: JobSpec, *, revive: bool = False) -> Job:
         """``job`` with the definition in ``spec``; id, creation, source and history are kept.
@@ -195,14 +207,16 @@ class JobService:
         return new
 
     async def create(self, spec: JobSpec, *, source: Source = Source.API) -> Job:
-        return await self.add(self.build(spec, source=source))
+        job = await self.add(self.build(spec, source=source))
+        self._seed(job, spec)
+        return job
 
     async def add(self, job: Job) -> Job:
         """Store a job made by :meth:`build`; returns once it is durable."""
         job = self.store.put(job)
         await self.store.commit()
-        if self.hub.wants("job-created"):
-            self.hub.publish("job-created", ids.encode(job.id), job_json(job))
+        if self.hub.wants(JobCreated):
+            self.hub.publish(JobCreated(job_id=job.id, job=job))
         return job
 
     async def modify(self, job_id: str, spec: JobSpec) -> Job:
@@ -211,7 +225,7 @@ class JobService:
         _check_editable(job)
         new = self.rebuilt(job, spec)
         if new != job:
-            self._replace(job, new)
+            self._replace(job, new, spec)
             await self.store.commit()
         return new
 
@@ -225,12 +239,14 @@ class JobService:
         _check_editable(old)
         new = self.rebuilt(old, spec, revive=True)
         if new != old:
-            self._replace(old, new)
+            self._replace(old, new, spec)
             await self.store.commit()
         return new, False
 
-    def _replace(self, old: Job, new: Job) -> None:
+    def _replace(self, old: Job, new: Job, spec: JobSpec) -> None:
         self.store.put(new)
+        if new.schedule is not old.schedule or new.timezone != old.timezone:
+            self._seed(new, spec)
         if new.scheduled != old.scheduled:
             self.engine.drop_queued(new, keep_manual=True)  # queued for the old schedule
 
@@ -268,8 +284,10 @@ class JobService:
                     completed=self.clock.time(),
                 )
             )
-            if self.hub.wants("job-cancelled"):
-                self.hub.publish("job-cancelled", job_id, {"outcome": "cancelled"})
+            if self.hub.wants(JobCancelled):
+                self.hub.publish(
+                    JobCancelled(job_id=job.id, outcome="cancelled", attempt=job.attempt)
+                )
         await self.store.commit()
         self.engine.release_waiters(job.id, job)
         return job
@@ -369,8 +387,8 @@ class JobService:
         if self.store.paused != paused:
             self.engine.set_paused(paused)
         await self.store.commit()
-        if self.hub.wants("scheduler-status"):
-            self.hub.publish("scheduler-status", None, {"paused": paused, "isRunning": not paused})
+        if self.hub.wants(SchedulerStatus):
+            self.hub.publish(SchedulerStatus(paused=paused))
 
     async def clean(self, statuses: Collection[JobStatus], older_than: float) -> int:
         """Remove finished jobs in ``statuses`` that finished at least ``older_than`` seconds
@@ -413,6 +431,11 @@ def _check_editable(job: Job) -> None:
             "edit the file and reload to change or remove it",
             field="source",
         )
+
+
+#: A spec compiled this recently (seconds) is compiled for the job being created from it.
+_FRESH = 1.0
+_MILLISECOND = 0.001
 
 
 def definition(spec: JobSpec, task: str) -> dict[str, Any]:

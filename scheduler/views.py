@@ -6,11 +6,17 @@ or the status card into a 500. Inputs are refused at the edge (jobspec) and what
 send is clamped there; this module is the last line: instants are clamped to what a datetime
 can show in every zone, a NaN is no instant (null), an unknown zone renders in UTC, and a
 duration that is not a finite non-negative number is spelled in plain seconds.
+
+A job's document is written in one place, :func:`job_document`: the API's job (durations as
+text) and the input that would recreate a job (durations in seconds, for a PATCH to merge over:
+:func:`scheduler.api.inputs.job_input`) are both that rendering, and :data:`JOB_KEYS` is read
+off it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from typing import Any, Final
@@ -62,15 +68,27 @@ def duration_text(seconds: float) -> str:
     return f"{seconds}s"
 
 
-def schedule_json(schedule: Schedule) -> dict[str, Any]:
+Spell = Callable[[float], Any]
+"""How a document writes a duration (seconds): :func:`duration_text` for people, or the number
+itself where the document is read back as input (text would round it)."""
+
+
+def schedule_json(schedule: Schedule, spell: Spell = duration_text) -> dict[str, Any]:
     doc: dict[str, Any] = msgspec.to_builtins(schedule)
     for key in ("delay", "every"):
         if key in doc:
-            doc[key] = duration_text(doc[key])
+            doc[key] = spell(doc[key])
     return doc
 
 
 def job_json(job: Job) -> dict[str, Any]:
+    """A job as the API shows it."""
+    return job_document(job, duration_text)
+
+
+def job_document(job: Job, spell: Spell) -> dict[str, Any]:
+    """The one rendering of a job: every key of :data:`JOB_KEYS`, in that order, instants in
+    the job's zone and durations written by ``spell``."""
     zone = job.timezone
     policy = job.policy
     retry = policy.retry
@@ -89,7 +107,7 @@ def job_json(job: Job) -> dict[str, Any]:
         "result": job.result,
         "task": job.task,
         "payload": job.payload,
-        "schedule": schedule_json(job.schedule),
+        "schedule": schedule_json(job.schedule, spell),
         "timezone": zone,
         "priority": job.priority.value,
         "attempt": job.attempt,
@@ -97,13 +115,13 @@ def job_json(job: Job) -> dict[str, Any]:
         "retry": {
             "max": retry.max,
             "backoff": retry.backoff.value,
-            "delay": duration_text(retry.delay),
-            "maxDelay": duration_text(retry.max_delay),
+            "delay": spell(retry.delay),
+            "maxDelay": spell(retry.max_delay),
             "jitter": retry.jitter,
         },
-        "timeout": None if policy.timeout is None else duration_text(policy.timeout),
+        "timeout": None if policy.timeout is None else spell(policy.timeout),
         "misfire": {
-            "grace": None if policy.misfire.grace is None else duration_text(policy.misfire.grace),
+            "grace": None if policy.misfire.grace is None else spell(policy.misfire.grace),
             "coalesce": policy.misfire.coalesce.value,
         },
         "overlap": policy.overlap.value,
@@ -117,6 +135,10 @@ def job_json(job: Job) -> dict[str, Any]:
         "pausedUntil": iso(job.paused_until, zone),
         "pauseReason": job.pause_reason,
     }
+
+
+#: Every key of a job's document, in order: read off a rendering, so it cannot drift from it.
+JOB_KEYS: Final = tuple(job_json(Job(id=0, task="-", timezone="UTC")))
 
 
 def run_json(run: Run, zone: str) -> dict[str, Any]:

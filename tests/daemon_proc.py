@@ -1,4 +1,9 @@
-"""Start the real daemon as a subprocess on a free loopback port, for integration tests."""
+"""Start the real daemon as a subprocess on a free loopback port, for integration tests.
+
+``DaemonProcess`` is one daemon with its own config and state directory; the ``daemons``
+fixture (tests/conftest.py) is a :class:`Daemons` that stops whatever a test left running.
+``run_cli`` runs ``python -m scheduler`` once (``check``, ``run`` that is meant to fail...).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
+
+from tests.polling import until
 
 
 def free_port() -> int:
@@ -60,6 +67,17 @@ fsync = "{fsync}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = root / "daemon.log"
 
+    def configure(self, section: str, *lines: str) -> None:
+        """Add ``lines`` to a section the constructor wrote (TOML cannot reopen a table)."""
+        text = self.config.read_text()
+        header = f"[{section}]\n"
+        assert header in text, section
+        self.config.write_text(text.replace(header, header + "".join(f"{x}\n" for x in lines), 1))
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     async def start(self, *, within: float = 15.0) -> None:
         argv = [sys.executable, "-m", "scheduler", "run", "-c", str(self.config)]
         if self.nofile is not None:  # prlimit execs the daemon: the pid stays the daemon's
@@ -105,6 +123,24 @@ fsync = "{fsync}"
     async def kill(self) -> None:
         await self.stop(signal.SIGKILL)
 
+    async def job_reaching(
+        self,
+        job_id: str,
+        status: str,
+        *,
+        within: float = 10.0,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The job once its status is ``status``, polled (an AssertionError after ``within``)."""
+
+        async def reached() -> dict[str, Any] | None:
+            code, job, _ = await self.request("GET", f"/api/jobs/{job_id}", headers=headers)
+            assert code == 200, job
+            return dict(job) if job["status"] == status else None
+
+        found: dict[str, Any] = await until(reached, f"job {job_id} to be {status}", within)
+        return found
+
     async def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any, Any]:
         if method in ("POST", "PUT", "PATCH") and "json" not in kwargs and "data" not in kwargs:
             # A change without a body is still sent as JSON, as the dashboard and any JSON
@@ -122,3 +158,47 @@ fsync = "{fsync}"
             except ValueError:
                 body = text
             return resp.status, body, resp.headers
+
+
+class Daemons(list[DaemonProcess]):
+    """The daemons of one test. The ``daemons`` fixture stops each one still running at the end
+    with SIGTERM, as a service manager would, so that the commands it runs stop with it (a
+    SIGKILL would leave them running: they have process groups of their own)."""
+
+    def add(self, daemon: DaemonProcess) -> DaemonProcess:
+        self.append(daemon)
+        return daemon
+
+    async def start(self, daemon: DaemonProcess) -> DaemonProcess:
+        await self.add(daemon).start()
+        return daemon
+
+    async def stop_all(self) -> None:
+        """Stop each one still running; one that does not stop in time is killed, and that
+        fails the test once the others are stopped too."""
+        slow = []
+        for daemon in self:
+            if daemon.running:
+                try:
+                    await daemon.stop()
+                except TimeoutError:
+                    slow.append(daemon.url)
+        assert not slow, f"daemons that did not stop on SIGTERM in time (killed): {slow}"
+
+
+class Exit(NamedTuple):
+    code: int
+    out: str  # stdout and stderr, interleaved
+    seconds: float
+
+
+async def run_cli(*args: str, cwd: Path, within: float = 30.0) -> Exit:
+    """``python -m scheduler ARGS`` to its end."""
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "scheduler", *args, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=within)
+    assert proc.returncode is not None
+    return Exit(proc.returncode, out.decode(), time.monotonic() - started)

@@ -1,16 +1,22 @@
-"""Test doubles: a clock the test moves by hand, and executors that record what they ran."""
+"""Test doubles: a clock the test moves by hand, executors that record what they ran, the
+socket systemd listens on for sd_notify, and sample records."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
-from collections.abc import Callable
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from scheduler.executors.base import RunContext
-from scheduler.model import Outcome, RunResult
+from scheduler.model import Job, Outcome, Run, RunResult
 
 
 class _FakeTimer:
@@ -106,6 +112,19 @@ def run_context(**overrides: Any) -> RunContext:
     return RunContext(**(fields | overrides))
 
 
+def bare_context(**overrides: Any) -> RunContext:
+    """A run's context with little in it: a task "t" in UTC, no workflow, no fire instant."""
+    fields = {
+        "fire_id": "01JOB:1",
+        "workflow_id": None,
+        "workflow_name": "w",
+        "task": "t",
+        "fire": None,
+        "timezone": "UTC",
+    }
+    return run_context(**(fields | overrides))
+
+
 class RecordingExecutor:
     """Records each run's context and the clock time it started; outcomes come from a script."""
 
@@ -147,3 +166,73 @@ def fail(error: str = "boom", **kwargs: Any) -> RunResult:
 
 def ok(result: Any = None) -> RunResult:
     return RunResult(outcome=Outcome.SUCCESS, result=result)
+
+
+# --- sample records ------------------------------------------------------------------------------
+
+
+def job(job_id: int, **fields: Any) -> Job:
+    """A stored job with ``fields`` (task "t" in UTC unless they say otherwise)."""
+    defaults: dict[str, Any] = {"id": job_id, "task": "t", "timezone": "UTC"}
+    return Job(**(defaults | fields))
+
+
+def run(job_id: int, n: int) -> Run:
+    """The ``n``-th successful run of a job (its fire is ``n``)."""
+    return Run(job_id=job_id, fire=float(n), attempt=1, outcome=Outcome.SUCCESS)
+
+
+# --- systemd's notify socket -------------------------------------------------------------------
+
+Message = dict[str, str]
+
+
+class NotifySocket:
+    """A datagram socket standing in for systemd's: records each message with its arrival."""
+
+    def __init__(self, sock: socket.socket, path: str) -> None:
+        self.sock = sock
+        self.path = path
+        self.messages: list[Message] = []
+
+    def poll(self) -> list[Message]:
+        while True:
+            try:
+                data = self.sock.recv(4096).decode()
+            except BlockingIOError:
+                return self.messages
+            fields = dict(line.split("=", 1) for line in data.splitlines() if line)
+            self.messages.append(fields)
+
+    async def wait_for(
+        self, wanted: Callable[[Message], bool], *, after: int = 0, within: float = 10.0
+    ) -> int:
+        """Index of the first message from ``after`` on that ``wanted`` accepts."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            for i, message in enumerate(self.poll()[after:], after):
+                if wanted(message):
+                    return i
+            await asyncio.sleep(0.01)
+        raise TimeoutError(f"no such message in {self.messages[after:]}")
+
+    def kinds(self, start: int = 0) -> list[str]:
+        """The messages' first keys (READY, WATCHDOG, STOPPING...), pings left out."""
+        return [next(iter(m)) for m in self.poll()[start:] if "WATCHDOG" not in m]
+
+
+def is_ready(message: Message) -> bool:
+    return message.get("READY") == "1"
+
+
+@contextlib.contextmanager
+def notify_socket() -> Iterator[NotifySocket]:
+    # A short directory: AF_UNIX paths are limited to 108 bytes, pytest's tmp_path may not be.
+    with (
+        tempfile.TemporaryDirectory(prefix="sdn") as directory,
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
+    ):
+        path = str(Path(directory) / "notify")
+        sock.bind(path)
+        sock.setblocking(False)
+        yield NotifySocket(sock, path)

@@ -24,14 +24,14 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
 import msgspec
 
+from tests import ROOT  # where ``python -m tests.stall`` runs
+
 LIMIT = 0.1
 INTERVAL = 0.01
-ROOT = Path(__file__).resolve().parents[1]  # where ``python -m tests.stall`` runs
 
 
 @dataclass

@@ -4,7 +4,6 @@ time and ``scheduler next --after`` read it. Vectors compared as ISO strings wit
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from scheduler.api.inputs import expect_instant
 from scheduler.cli.next import preview
 from scheduler.schedules import load_zone
-from tests.api.test_api_harness import Api, running_api
+from tests.api.harness import Api
 
 #: (zone, local wall time, the instant it names), all after the harness's clock (2030-01-07).
 VECTORS = [
@@ -29,12 +28,6 @@ VECTORS = [
     ("America/New_York", "2030-03-10T03:30", "2030-03-10T03:30:00-04:00"),
     ("America/New_York", "2030-11-03T01:30-05:00", "2030-11-03T01:30:00-05:00"),
 ]
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    async with running_api() as api:
-        yield api
 
 
 def in_zone(text: str, zone: str) -> str:

@@ -16,14 +16,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler import checks, jobspec
+from scheduler import jobspec
 from scheduler.api.inputs import decode_body
-from scheduler.checks import MAX_UNKNOWN_REPORTED
-from scheduler.config.load import load_config
+from scheduler.checks import MAX_UNKNOWN_REPORTED, json_deeper, nested_deeper
+from scheduler.config import load_config
 from scheduler.errors import ConfigError, InvalidInput
-from scheduler.executors.base import json_deeper, nested_deeper
 from scheduler.jobspec import JobDefaults, parse_job_input
-from scheduler.triggers import zones
 
 DEFAULTS = JobDefaults()
 HUGE = "A" * 500_000
@@ -41,8 +39,8 @@ def fuzzy_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         calls.append(word)
         return real(word, *args, **kwargs)
 
-    monkeypatch.setattr(checks.difflib, "get_close_matches", counting)
-    monkeypatch.setattr(zones.difflib, "get_close_matches", counting)
+    # checks and triggers.zones call ``difflib.get_close_matches`` through the module.
+    monkeypatch.setattr(difflib, "get_close_matches", counting)
     return calls
 
 

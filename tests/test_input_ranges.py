@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,22 +19,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.config.load import Config, load_config
+from scheduler.config import Config, load_config
 from scheduler.durations import LATEST, MAX_DURATION, parse_duration
 from scheduler.errors import ConfigError, InvalidInput
 from scheduler.jobspec import JobDefaults, parse_job_input
 from scheduler.runtime.library import Scheduler
-from tests.api.test_api_harness import T0, Api, running_api
+from tests.api.harness import T0, Api
 from tests.fakes import FakeClock
 
 DEFAULTS = JobDefaults()
 TOO_LONG = "36501d"
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    async with running_api() as api:
-        yield api
 
 
 def assert_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
@@ -260,12 +253,13 @@ async def test_the_library_refuses_them_naming_the_key() -> None:
         return None
 
     sched.register_task("work", handler)
-    for schedule, options, field in [
+    cases: list[tuple[dict[str, Any], dict[str, Any], str]] = [
         ({"delay": 1e300}, {}, "delay"),
         ({"at": "0001-01-01T00:00"}, {}, "at"),
         ({}, {"timeout": math.inf}, "timeout"),
         ({}, {"retry": {"max_delay": TOO_LONG}}, "retry.max_delay"),
-    ]:
+    ]
+    for schedule, options, field in cases:
         with pytest.raises(InvalidInput) as caught:
             await sched.create_task("work", schedule=schedule, **options)
         assert caught.value.field == field

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from scheduler.config.load import Config, SchedulerConfig
+from scheduler.config import Config, SchedulerConfig, job_defaults
 from scheduler.errors import InvalidInput, InvalidSchedule, UnknownTask
 from scheduler.jobspec import JobDefaults, JobSpec, parse_job_input, validate_job_input
 from scheduler.model import (
@@ -22,7 +22,7 @@ from scheduler.model import (
     Schedule,
 )
 
-DEFAULTS = JobDefaults(timezone="Asia/Seoul", retry=RetryPolicy(), timeout=None)
+DEFAULTS = JobDefaults(timezone="Asia/Seoul", retry=RetryPolicy())
 CREATED = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
 
 
@@ -110,20 +110,17 @@ def test_a_snake_case_job_has_its_schedule_keys_inline() -> None:
 
 
 def test_omitted_policies_come_from_the_defaults() -> None:
-    defaults = JobDefaults(
-        timezone="Europe/Berlin", retry=RetryPolicy(max=9, delay=1.0), timeout=120.0
-    )
+    defaults = JobDefaults(timezone="Europe/Berlin", retry=RetryPolicy(max=9, delay=1.0))
     spec = parse_job_input(
         {"retry": {"jitter": 0.5}}, defaults=defaults, style="camel", created=CREATED
     )
     assert spec.timezone == "Europe/Berlin"
     assert spec.policy.retry == RetryPolicy(max=9, delay=1.0, jitter=0.5)
-    assert spec.policy.timeout == 120
+    assert spec.policy.timeout is None  # the task's, else [retry] timeout, when it runs
 
 
-def test_a_null_timeout_means_no_timeout_even_with_a_default() -> None:
-    defaults = JobDefaults(timeout=60.0)
-    spec = parse_job_input({"timeout": None}, defaults=defaults, style="camel")
+def test_a_null_timeout_is_the_same_as_none_given() -> None:
+    spec = parse_job_input({"timeout": None}, defaults=DEFAULTS, style="camel")
     assert spec.policy.timeout is None
 
 
@@ -325,9 +322,7 @@ def test_job_defaults_are_built_from_a_config() -> None:
     config = Config(
         scheduler=SchedulerConfig(timezone="UTC"), retry=RetryPolicy(max=1), default_timeout=5.0
     )
-    assert JobDefaults.from_config(config) == JobDefaults(
-        timezone="UTC", retry=RetryPolicy(max=1), timeout=5.0
-    )
+    assert job_defaults(config) == JobDefaults(timezone="UTC", retry=RetryPolicy(max=1))
 
 
 def test_a_null_key_is_omitted_unless_null_means_something() -> None:

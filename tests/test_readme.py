@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 
 from scheduler.persistence.statelock import holder
+from tests import ROOT
 from tests.daemon_proc import DaemonProcess, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 SHELLS = {"bash": ["bash", "--norc", "--noprofile", "-i"], "zsh": ["zsh", "-f", "-i"]}
 # What an interactive shell prints when a pasted line does not work as written.
@@ -114,10 +114,11 @@ def stop_if_still_running(state: Path) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def wait_released(state: Path, within: float = 30.0) -> None:
-    """The kernel drops the state lock when the daemon has exited: proof that it stopped."""
+def wait_released(state: Path, within: float = 30.0, *, log: Path | None = None) -> None:
+    """The daemon lets go of its state lock as it stops (the kernel drops it if it dies), and
+    logs "stopped" as the last step of a graceful stop: wait for both."""
     deadline = time.monotonic() + within
-    while holder(state)[0]:
+    while holder(state)[0] or (log is not None and "stopped" not in log.read_text()):
         assert time.monotonic() < deadline, "the daemon did not stop"
         time.sleep(0.05)
 
@@ -150,6 +151,7 @@ def test_the_pasted_blocks_have_nothing_zsh_would_misread() -> None:
 
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("shell", ["bash", "zsh"])
+@pytest.mark.integration
 def test_the_quick_tour_works_pasted_into_a_shell(tmp_path: Path, shell: str) -> None:
     tour, stop = blocks("Quick tour", "sh")[:2]
     assert stop == "kill %1\n"
@@ -165,7 +167,7 @@ def test_the_quick_tour_works_pasted_into_a_shell(tmp_path: Path, shell: str) ->
         done = paste(
             shell, text, cwd=ROOT, env=shell_env(tmp_path, CONFIG=str(config)), timeout=120
         )
-        wait_released(state)
+        wait_released(state, log=log)
     finally:
         stop_if_still_running(state)
     out = done.stdout
@@ -184,6 +186,7 @@ def test_the_quick_tour_works_pasted_into_a_shell(tmp_path: Path, shell: str) ->
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh"])
+@pytest.mark.integration
 async def test_the_http_api_examples_work_pasted_and_the_put_keeps_what_it_repeats(
     tmp_path: Path, shell: str
 ) -> None:
@@ -229,6 +232,7 @@ async def test_the_http_api_examples_work_pasted_and_the_put_keeps_what_it_repea
 # --- python tasks ----------------------------------------------------------------------
 
 
+@pytest.mark.integration
 async def test_the_python_task_example_is_found_through_pythonpath_as_shown(
     tmp_path: Path,
 ) -> None:
@@ -265,6 +269,7 @@ async def test_the_python_task_example_is_found_through_pythonpath_as_shown(
 # --- the library -----------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_the_library_example_runs_as_written(tmp_path: Path) -> None:
     script = tmp_path / "example.py"
     script.write_text(python_block("Library API"))
@@ -320,6 +325,7 @@ def system_packages(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.integration
 def test_without_root_make_test_stops_at_once_with_the_command_to_run(tmp_path: Path) -> None:
     env = fake_machine(tmp_path, uid=1000)
     started = time.monotonic()
@@ -338,6 +344,7 @@ def test_without_root_make_test_stops_at_once_with_the_command_to_run(tmp_path: 
     assert "ruff" not in done.stdout + done.stderr  # stopped before anything else ran
 
 
+@pytest.mark.integration
 def test_as_root_on_debian_the_missing_packages_are_installed(tmp_path: Path) -> None:
     env = fake_machine(tmp_path, uid=0, have=("apt-get", "chromium", "zsh"))
     done = system_packages(env)
@@ -348,6 +355,7 @@ def test_as_root_on_debian_the_missing_packages_are_installed(tmp_path: Path) ->
     ]
 
 
+@pytest.mark.integration
 def test_as_root_without_apt_get_it_stops_with_the_command(tmp_path: Path) -> None:
     env = fake_machine(tmp_path, uid=0)
     done = system_packages(env)
@@ -355,6 +363,7 @@ def test_as_root_without_apt_get_it_stops_with_the_command(tmp_path: Path) -> No
     assert "apt-get install -y chromium systemd postgresql zsh" in done.stderr
 
 
+@pytest.mark.integration
 def test_with_everything_present_it_says_nothing(tmp_path: Path) -> None:
     env = fake_machine(
         tmp_path, uid=1000, have=("chromium", "postgresql", "systemd-analyze", "zsh")

@@ -8,13 +8,10 @@ from msgspec.structs import replace
 from scheduler.errors import DuplicateJob
 from scheduler.model import Job, JobStatus, JobType, Schedule
 from scheduler.store import Store
+from tests.fakes import job
 
 EVERY = Schedule(every=60.0)
 LATER = Schedule(delay=60.0)
-
-
-def job(job_id: int, **fields: object) -> Job:
-    return Job(id=job_id, task="t", timezone="UTC", **fields)  # type: ignore[arg-type]
 
 
 def sample() -> list[Job]:

@@ -19,7 +19,7 @@ from scheduler import index
 from scheduler.index import SortedIds, page_of
 from scheduler.model import FINISHED, Job, JobStatus, JobType, Schedule
 from scheduler.store import Store
-from tests.api.test_api_harness import running_api
+from tests.api.harness import running_api
 
 SCHEDULES = [
     Schedule(),
@@ -128,6 +128,7 @@ class Model:
                 got = [j.id for j in store.page(s, t, k, start=start, limit=limit)]
                 assert got == ids[start : start + limit], (s, t, k, start)
         for w in WORKFLOWS[1:]:
+            assert w is not None
             assert [j.id for j in store.workflow_jobs(w)] == sorted(
                 j.id for j in jobs if j.workflow_id == w
             )
@@ -202,6 +203,7 @@ def test_the_indexes_match_a_scan_after_any_changes_and_after_a_bulk_load(data: 
         loaded.load(dict(store.jobs), {}, paused=False)
         Model().check(loaded)
         for w in WORKFLOWS[1:]:
+            assert w is not None
             assert loaded.workflow_holder(w) == store.workflow_holder(w)
 
 

@@ -17,8 +17,8 @@ from scheduler.api.inputs import (
     read_object,
 )
 from scheduler.api.keys import SCHEDULER
+from scheduler.checks import Check, expect_bool
 from scheduler.clock import to_datetime
-from scheduler.jobspec import Check, expect_bool
 from scheduler.views import iso, job_json, run_json
 
 routes = web.RouteTableDef()

@@ -2,7 +2,8 @@
 
 Middlewares, outermost first: the error middleware (every error becomes the one JSON document),
 then security (Host check, CORS preflight, cross-site refusal, bearer token, JSON media type),
-then the query check (a route that takes a query takes only its documented parameters). CORS
+then the query check (a route that takes a query takes only its documented parameters), then
+the state check (until the state is loaded, job reads answer 503, not an empty store). CORS
 headers are added in ``on_response_prepare`` so that streams get them too.
 
 What the transport itself bounds (connections, idle and header timeouts, oversized headers) is
@@ -12,12 +13,14 @@ set where the server is run: :mod:`scheduler.api.server`.
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from scheduler.api import actions, control, dashboard, jobs, metrics, openapi, sse, status
 from scheduler.api.errors import error_middleware
 from scheduler.api.keys import SCHEDULER, SETTINGS, STATE, ApiSettings, DaemonState
 from scheduler.api.queries import query_middleware
 from scheduler.api.security import add_cors_headers, is_loopback_bind, security_middleware
+from scheduler.errors import NotReady
 from scheduler.runtime.library import Scheduler
 
 MAX_BODY = 1024 * 1024
@@ -28,6 +31,18 @@ MAX_FIELD_SIZE = 32 * 1024
 MAX_STREAMS = 100
 #: The routes another site may read when ``cors_origins`` lists it: the status card only.
 CORS_ROUTES: tuple[str, ...] = ("/api/scheduler",)
+
+
+#: Routes that read jobs: until recovery has loaded the state they would answer from an empty
+#: store (a 404 for a job that exists, an empty list), so they answer 503 instead.
+_STATE_ROUTES = ("/api/jobs", "/api/workflows/")
+
+
+@web.middleware
+async def loaded_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.app[STATE].loaded and request.path.startswith(_STATE_ROUTES):
+        raise NotReady("the scheduler is starting: its state is not loaded yet; try again shortly")
+    return await handler(request)
 
 
 def create_app(
@@ -51,7 +66,7 @@ def create_app(
         max_streams=max_streams,
     )
     app = web.Application(
-        middlewares=[error_middleware, security_middleware, query_middleware],
+        middlewares=[error_middleware, security_middleware, query_middleware, loaded_middleware],
         client_max_size=MAX_BODY,
         handler_args={"max_field_size": MAX_FIELD_SIZE},
     )

@@ -8,9 +8,9 @@ from scheduler.api.errors import json_response
 from scheduler.api.inputs import admitting, read_fields, read_object
 from scheduler.api.keys import SCHEDULER, STATE
 from scheduler.api.status import status_document
+from scheduler.checks import expect_choice, expect_duration_or_zero, invalid
 from scheduler.errors import InvalidInput
 from scheduler.ids import encode
-from scheduler.jobspec import expect_choice, expect_duration_or_zero, invalid
 from scheduler.model import FINISHED, JobStatus
 from scheduler.views import job_json
 

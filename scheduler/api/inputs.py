@@ -3,7 +3,7 @@
 Every problem is an :class:`~scheduler.errors.InvalidInput` naming the field (``body``,
 ``until``, ``page``...), which the error middleware turns into a 400. Nothing here changes state.
 
-A body nests at most :data:`~scheduler.executors.base.MAX_JSON_DEPTH` levels (deeper JSON could
+A body nests at most :data:`~scheduler.checks.MAX_JSON_DEPTH` levels (deeper JSON could
 not be journalled, and decoding it at all can exhaust the stack). An instant (pause ``until``)
 lies in the range of :mod:`scheduler.durations`, and a local one is read by the one DST rule
 ``at`` times use (:func:`scheduler.triggers.once.local_instants`): a time in a spring-forward gap
@@ -19,14 +19,14 @@ import msgspec
 from aiohttp import web
 
 from scheduler.api.keys import SCHEDULER, STATE, Phase
-from scheduler.checks import Check, expect_int, invalid, read_keys
+from scheduler.checks import MAX_JSON_DEPTH, Check, expect_int, invalid, json_deeper, read_keys
 from scheduler.durations import check_datetime
 from scheduler.errors import InvalidInput, InvalidState, NotReady
-from scheduler.executors.base import MAX_JSON_DEPTH, json_deeper
 from scheduler.model import Job
 from scheduler.schedules import load_zone
 from scheduler.triggers.dst import AT
 from scheduler.triggers.once import local_instants, parse_iso
+from scheduler.views import JOB_KEYS, job_document
 
 _JSON_TYPES: Final = ("application/json", "application/merge-patch+json")
 
@@ -155,61 +155,41 @@ WRITABLE: Final = frozenset(
     }
 )
 
-#: Keys of a job document that the server owns, or that identify the job.
-READ_ONLY: Final = frozenset(
-    {
-        "id",
-        "workflowId",
-        "uniqueKey",
-        "type",
-        "status",
-        "scheduledTime",
-        "createdAt",
-        "executedAt",
-        "completedAt",
-        "error",
-        "result",
-        "attempt",
-        "progress",
-        "runs",
-        "source",
-        "pausedUntil",
-        "pauseReason",
-    }
+#: Keys of a job document that the server owns, or that identify the job: all the others.
+READ_ONLY: Final = frozenset(JOB_KEYS) - WRITABLE
+
+#: The keys of a job's document that make up its input, in the order the input lists them.
+INPUT_KEYS: Final = (
+    "task",
+    "payload",
+    "schedule",
+    "timezone",
+    "priority",
+    "retry",
+    "timeout",
+    "misfire",
+    "overlap",
+    "onCrash",
+    "workflowId",
+    "workflowName",
+    "uniqueKey",
+    "name",
 )
+#: Input keys left out when unset (the others are spelled out even when null).
+_NAMES: Final = frozenset({"workflowId", "workflowName", "uniqueKey", "name"})
 
 
 def job_input(job: Job) -> dict[str, Any]:
     """The camelCase input that would create ``job`` as it is now (all policies spelled out,
-    so that config defaults do not creep back in when a patch is merged over it)."""
-    policy = job.policy
-    retry = policy.retry
-    doc: dict[str, Any] = {
-        "task": job.task,
-        "payload": job.payload,
-        "schedule": msgspec.to_builtins(job.schedule),
-        "timezone": job.timezone,
-        "priority": job.priority.value,
-        "retry": {
-            "max": retry.max,
-            "backoff": retry.backoff.value,
-            "delay": retry.delay,
-            "maxDelay": retry.max_delay,
-            "jitter": retry.jitter,
-        },
-        "timeout": policy.timeout,
-        "misfire": {"grace": policy.misfire.grace, "coalesce": policy.misfire.coalesce.value},
-        "overlap": policy.overlap.value,
-        "onCrash": policy.on_crash.value,
-    }
-    names = {
-        "workflowId": job.workflow_id,
-        "workflowName": job.workflow_name,
-        "uniqueKey": job.unique_key,
-        "name": job.name,
-    }
-    doc.update({key: value for key, value in names.items() if value is not None})
-    return doc
+    so that config defaults do not creep back in when a patch is merged over it): the job's
+    document with its durations in seconds, which text would round."""
+    doc = job_document(job, _seconds)
+    doc["workflowName"] = job.workflow_name  # the document shows a fallback name when unset
+    return {key: doc[key] for key in INPUT_KEYS if doc[key] is not None or key not in _NAMES}
+
+
+def _seconds(seconds: float) -> float:
+    return seconds
 
 
 def merge_patch(job: Job, patch: Mapping[str, Any]) -> dict[str, Any]:

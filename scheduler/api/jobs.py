@@ -16,8 +16,8 @@ from scheduler.api.inputs import (
     read_object,
 )
 from scheduler.api.keys import SCHEDULER
+from scheduler.checks import expect_choice
 from scheduler.ids import encode
-from scheduler.jobspec import expect_choice
 from scheduler.model import JobStatus, JobType, Run, Source
 from scheduler.views import job_json, run_json
 

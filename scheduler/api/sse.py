@@ -26,8 +26,9 @@ from aiohttp_sse import EventSourceResponse
 from scheduler.api.errors import error_response
 from scheduler.api.inputs import admitting
 from scheduler.api.keys import SCHEDULER, SETTINGS
-from scheduler.errors import InvalidInput
-from scheduler.events import Event, Subscription
+from scheduler.errors import InvalidInput, SchedulerError
+from scheduler.events import Published, Subscription
+from scheduler.ids import decode
 
 routes = web.RouteTableDef()
 
@@ -42,9 +43,9 @@ _encode = msgspec.json.Encoder().encode
 class EventStream(EventSourceResponse):
     """An SSE response that writes a batch of events in one write."""
 
-    async def send_events(self, events: list[Event]) -> None:
+    async def send_events(self, events: list[Published]) -> None:
         """Raises TimeoutError (and aborts the connection) past ``send_timeout``."""
-        payload = b"".join(_frame(event) for event in events)
+        payload = b"".join(event.frame() for event in events)
         try:
             async with asyncio.timeout(SEND_TIMEOUT):
                 await self.write(payload)
@@ -72,7 +73,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         refused.headers["Retry-After"] = str(RETRY_AFTER)
         refused.force_close()  # its connection is not kept for another try
         return refused
-    sub = hub.subscribe(request.query.get("jobId"), last_id=last_id)
+    sub = hub.stream(_job_filter(request.query.get("jobId")), last_id=last_id)
     resp = EventStream(ping_interval=settings.heartbeat, send_timeout=SEND_TIMEOUT)
     try:
         await resp.prepare(request)
@@ -124,8 +125,11 @@ async def _pump(resp: EventStream, sub: Subscription, last_id: int | None) -> No
             return
 
 
-def _frame(event: Event) -> bytes:
-    """One event as SSE text. The type is one of ours and msgspec's JSON has no raw line
-    breaks, so neither needs the per-line splitting ``EventSourceResponse.send`` does."""
-    data = _encode({"jobId": event.job_id, **event.data})
-    return b"id: %d\r\nevent: %s\r\ndata: %s\r\n\r\n" % (event.id, event.type.encode(), data)
+def _job_filter(text: str | None) -> int | None:
+    """``?jobId=``: only that job's events. An id that names no job matches none."""
+    if text is None:
+        return None
+    try:
+        return decode(text)
+    except SchedulerError:
+        return -1  # no job has it

@@ -16,14 +16,13 @@ from pathlib import Path
 
 from scheduler.cli.next import upcoming
 from scheduler.clock import SystemClock, to_datetime
-from scheduler.config.load import StaticJob, load_config
+from scheduler.config.load import load_config
 from scheduler.durations import format_duration
 from scheduler.errors import ConfigError, CorruptState, PersistenceError
+from scheduler.jobspec import JobSpec
 from scheduler.model import Schedule
 from scheduler.persistence.recovery import state_error
 from scheduler.persistence.statelock import holder
-from scheduler.schedules import load_zone
-from scheduler.triggers import compile_schedule
 
 EX_CONFIG = 78
 EX_DATAERR = 65
@@ -87,9 +86,9 @@ def _report_holder(directory: Path) -> bool:
     return in_use
 
 
-def preview_lines(job: StaticJob, now: datetime) -> list[str]:
+def preview_lines(job: JobSpec, now: datetime) -> list[str]:
     """The job's next runs after ``now`` as local ISO 8601 times with their offsets."""
-    trigger = compile_schedule(job.schedule, load_zone(job.timezone), created=now)
+    trigger = job.trigger(now.timestamp())
     runs = upcoming(trigger, now, PREVIEW_RUNS)
     return [run.isoformat() for run in runs] or ["(no upcoming runs)"]
 

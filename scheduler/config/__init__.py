@@ -1,21 +1,24 @@
-"""config.toml -> a frozen, fully validated :class:`Config` (see :mod:`.load`), and what a
-reload may change (:mod:`.reload`). The public names stay importable from here:
-``from scheduler.config import Config, load_config``."""
+"""config.toml -> a frozen, fully validated :class:`Config`.
 
-from scheduler.config.load import (
+:mod:`.model` holds the records, :mod:`.keys` the check of every key, :mod:`.load` the loader,
+:mod:`.reload` what a reload may change. The public names stay importable from here
+(``from scheduler.config import Config, load_config``), the task definitions and ``FsyncMode``
+included, although they live with the executors and in the vocabulary.
+"""
+
+from scheduler.config.load import load_config, parse_config
+from scheduler.config.model import (
     AlertsConfig,
     Config,
-    FsyncMode,
     PersistenceConfig,
-    RateLimit,
     SchedulerConfig,
     ServerConfig,
     StaticJob,
-    TaskConfig,
-    TaskKind,
-    load_config,
-    parse_config,
+    job_defaults,
+    static_jobs,
 )
+from scheduler.executors.tasks import RateLimit, TaskConfig, TaskKind
+from scheduler.model import FsyncMode
 
 __all__ = [
     "AlertsConfig",
@@ -28,6 +31,8 @@ __all__ = [
     "StaticJob",
     "TaskConfig",
     "TaskKind",
+    "job_defaults",
     "load_config",
     "parse_config",
+    "static_jobs",
 ]

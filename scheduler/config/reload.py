@@ -21,7 +21,7 @@ from typing import Any, Final
 import msgspec
 from msgspec.structs import asdict, replace
 
-from scheduler.config.load import Config, PersistenceConfig, ServerConfig
+from scheduler.config.model import Config, PersistenceConfig, ServerConfig, static_jobs
 
 SERVER_RESTART_KEYS: Final = ("host", "port", "idle_timeout", "header_timeout", "max_connections")
 PERSISTENCE_RESTART_KEYS: Final = ("dir", "fsync", "batch_interval", "enabled")
@@ -68,7 +68,7 @@ def summarize(old: Config, new: Config) -> str:
     """One line saying what a reload changes, for the log: jobs and tasks by name, settings by
     key (with values only where they cannot be secret). ``"nothing changed"`` if so."""
     parts = [
-        *_named("jobs", {job.name: job for job in old.jobs}, {job.name: job for job in new.jobs}),
+        *_named("jobs", static_jobs(old), static_jobs(new)),
         *_named("tasks", old.tasks, new.tasks),
     ]
     for section in ("server", "scheduler", "retry", "persistence", "alerts"):

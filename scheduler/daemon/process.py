@@ -41,9 +41,10 @@ from scheduler.config.load import Config, load_config
 from scheduler.config.reload import keep_server, server_notes, summarize
 from scheduler.daemon.sdnotify import Notifier, watchdog_interval, watchdog_loop
 from scheduler.errors import ConfigError, CorruptState, PersistenceError, SchedulerError
-from scheduler.executors import task_secrets
+from scheduler.events import RunRecorded
+from scheduler.executors.factory import task_secrets
 from scheduler.ids import encode
-from scheduler.model import Job, JobStatus, Run
+from scheduler.model import JobStatus
 from scheduler.observability.alerts import Alerter
 from scheduler.observability.logs import log_run, setup_logging
 from scheduler.observability.metrics import SchedulerMetrics
@@ -89,6 +90,7 @@ class Daemon:
         self.alerter = Alerter(
             config.alerts, clock=sched.clock, engine=sched.engine, hub=sched.hub, store=sched.store
         )
+        sched.add_service(self.alerter)  # runs in the scheduler's task group, from its start
         self.status_every = status_every
         self.reloads = {"success": 0, "failure": 0}
         self._status_note: str | None = None
@@ -97,9 +99,10 @@ class Daemon:
         self._wake = asyncio.Event()
         self._app: web.Application | None = None
         self._listening = False
-        sched.engine.listeners.append(self._log_run)
+        sched.hub.subscribe([RunRecorded], self._log_run)
 
-    def _log_run(self, job: Job, run: Run) -> None:
+    def _log_run(self, event: RunRecorded) -> None:
+        job, run = event.job, event.run
         log_run(
             log,
             job_id=encode(job.id),
@@ -205,7 +208,6 @@ class Daemon:
         await site.start()
         self._listening = True
         await self._recover(group)
-        self.alerter.start()
         self.state.phase = Phase.RUNNING
         log.info(
             "scheduler listening on http://%s:%d with %d jobs",
@@ -255,7 +257,6 @@ class Daemon:
         self.sched.hub.close_all()
         await self._stop_listening(runner)
         await self.sched.stop()
-        await self.alerter.close()
         log.info("stopped")
 
     async def _stop_listening(self, runner: web.AppRunner) -> None:

@@ -110,6 +110,10 @@ class ReadyQueue:
         """Runs waiting: ready ones and those held back by a task limit."""
         return len(self.heap) + sum(len(s.blocked) for s in self._slots.values())
 
+    def ready(self) -> int:
+        """Runs ready to be taken (not held back by a task limit)."""
+        return len(self.heap)
+
     def queued(self, job_id: int) -> int:
         """How many runs of the job wait in the queue."""
         return self._per_job.get(job_id, 0)

@@ -1,72 +1,49 @@
 """Executors: what runs a job's task, one per task kind, behind one protocol.
 
-:func:`build_executor` turns a configured task into its executor. The engine only knows
-:class:`Executor` and :class:`RunContext`.
+:mod:`.tasks` defines a task (what config reads), :mod:`.factory` turns one into its executor
+(:func:`build_executor`). The engine only knows :class:`Executor` and :class:`RunContext`.
+
+Nothing is imported eagerly here: config imports :mod:`.tasks` and :mod:`.python`, and loading
+this package must not load the http executor and with it aiohttp. The names below load their
+module on first use, for the code that imports them from the package.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
-
-import aiohttp
-from yarl import URL
-
-from scheduler.errors import ExecutorError
-from scheduler.executors.base import Executor, RunContext
-from scheduler.executors.command import (
-    CommandExecutor,
-    env_secrets,
-    job_environment,
-    process_start_ticks,
-    stop_stale_process,
-    terminate_group,
-)
-from scheduler.executors.http import HttpExecutor, http_secrets, make_session, parse_retry_after
-from scheduler.executors.python import PythonExecutor, TaskContext, resolve_callable
+import importlib
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    # Only the type: config (a higher layer) imports this package to resolve python callables.
-    from scheduler.config.load import TaskConfig
+    from scheduler.executors.base import Executor, RunContext
+    from scheduler.executors.command import (
+        CommandExecutor,
+        job_environment,
+        process_start_ticks,
+        stop_stale_process,
+        terminate_group,
+    )
+    from scheduler.executors.factory import build_executor, task_secrets
+    from scheduler.executors.http import HttpExecutor, make_session, parse_retry_after
+    from scheduler.executors.python import PythonExecutor, TaskContext, resolve_callable
 
-
-def build_executor(
-    task_name: str,
-    task: TaskConfig,
-    *,
-    session: Callable[[], aiohttp.ClientSession],
-    env_base: Mapping[str, str],
-) -> Executor:
-    """The executor for one configured task. ``session`` is called on the first http request,
-    inside the running loop; ``env_base`` is what commands inherit (see :func:`job_environment`).
-    A python task's callable is imported here; an error names the task and what is wrong."""
-    kind = task.kind.value
-    if kind == "http":
-        return HttpExecutor(task_name, task, session)
-    if kind == "command":
-        return CommandExecutor(task_name, task, env_base=env_base)
-    if kind == "python":
-        if not task.callable:
-            raise ExecutorError(
-                f"task {task_name!r}: a python task needs a callable", field="callable"
-            )
-        return PythonExecutor(resolve_callable(task.callable), task_name=task_name)
-    raise ExecutorError(f"task {task_name!r}: unknown kind {kind!r}", field="kind")
-
-
-def task_secrets(tasks: Mapping[str, TaskConfig], env_base: Mapping[str, str]) -> frozenset[str]:
-    """Every value the executors of ``tasks`` redact from their results (see
-    :class:`~scheduler.executors.base.Secrets`): for the log's redactor, so that a traceback
-    logged by an executor cannot show them either. ``env_base`` is what commands inherit."""
-    found: set[str] = set()
-    for task in tasks.values():
-        kind = task.kind.value
-        if kind == "http" and task.url:
-            found.update(http_secrets(task.headers, URL(task.url)).values)
-        elif kind == "command":
-            found.update(env_secrets({**env_base, **task.env}).values)
-    return frozenset(found)
-
+#: Each name's module, loaded by :func:`__getattr__` when the name is first asked for.
+_HOMES = {
+    "Executor": "base",
+    "RunContext": "base",
+    "CommandExecutor": "command",
+    "job_environment": "command",
+    "process_start_ticks": "command",
+    "stop_stale_process": "command",
+    "terminate_group": "command",
+    "build_executor": "factory",
+    "task_secrets": "factory",
+    "HttpExecutor": "http",
+    "make_session": "http",
+    "parse_retry_after": "http",
+    "PythonExecutor": "python",
+    "TaskContext": "python",
+    "resolve_callable": "python",
+}
 
 __all__ = [
     "CommandExecutor",
@@ -85,3 +62,10 @@ __all__ = [
     "task_secrets",
     "terminate_group",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

@@ -23,15 +23,19 @@ and shown by the API, so every executor passes its :class:`RunResult` through
 
 from __future__ import annotations
 
-import itertools
 import math
-import operator
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Final, Protocol
 
 import msgspec
 
+from scheduler.checks import (
+    MAX_JSON_DEPTH,
+    is_big_int,
+    json_deeper,
+    nested_deeper,  # noqa: F401 (re-exported: tests import it from here)
+)
 from scheduler.model import RunResult
 from scheduler.schedules import load_zone
 
@@ -39,10 +43,6 @@ from scheduler.schedules import load_zone
 MAX_ERROR_CHARS = 2000
 #: Largest result kept for a run, in bytes of JSON (or of text).
 MAX_RESULT_BYTES = 65536
-#: Deepest nesting of arrays and objects kept in a result, and accepted in a request body or a
-#: payload: far below what encoding needs of Python's recursion limit (1000), with room for the
-#: levels of the records around it.
-MAX_JSON_DEPTH = 64
 #: Longest wait a remote system may ask for before a retry (``Retry-After``), in seconds.
 MAX_RETRY_AFTER = 86400.0
 #: What a secret is replaced with.
@@ -52,14 +52,6 @@ REDACTED: Final = "[redacted]"
 MIN_SECRET_CHARS = 6
 # A cut text may end (or start) with part of a secret: at least this much of it is removed.
 _MIN_PARTIAL = 4
-_CONTAINERS = (dict, list, tuple)
-#: The integers the journal (msgpack) can hold.
-MIN_INT = -(2**63)
-MAX_INT = 2**64 - 1
-# For reading the nesting of JSON text: the bytes that are not brackets, and a table that
-# counts an opening bracket 2 and a closing one 0.
-_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
-_OPEN_TWO = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
 #: What a result nested too deep to keep is replaced by.
 TOO_DEEP: Final = f"[result not kept: nested more than {MAX_JSON_DEPTH} levels deep]"
 
@@ -76,69 +68,6 @@ def safe_text(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", errors="replace").decode("utf-8")
     return text
-
-
-def json_deeper(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether the JSON text ``raw`` nests arrays and objects more than ``limit`` levels.
-
-    Read from the bytes, before (or instead of) decoding them, in a few passes that run in C:
-    strings are dropped, the brackets kept, and the deepest level is the largest running sum
-    of +1 per opening and -1 per closing bracket. So a hostile body can neither make this
-    recurse nor cost much beside decoding it; a text with at most ``limit`` opening brackets
-    is not even scanned.
-    """
-    if raw.count(b"[") + raw.count(b"{") <= limit:
-        return False
-    # Without its escapes (pairs of backslashes first), a string is what lies between two
-    # quotes: every other piece of the text is outside the strings.
-    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
-    brackets = b"".join(unescaped.split(b'"')[::2]).translate(None, _NOT_BRACKETS)
-    if brackets.count(b"[") + brackets.count(b"{") <= limit:
-        return False
-    steps = brackets.translate(_OPEN_TWO)  # an opening bracket counts 2, a closing one 0
-    # After i brackets the level is (2 * openings) - i: the running sum minus the count.
-    levels = map(operator.sub, itertools.accumulate(steps), itertools.count(1))
-    return max(levels, default=0) > limit
-
-
-def nested_deeper(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether the Python value ``value`` nests lists, tuples and dicts more than ``limit``
-    levels deep (for JSON text, :func:`json_deeper` is cheaper). Iterative, so no depth can
-    exhaust the stack; it stops at the first level past ``limit``."""
-    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, _CONTAINERS) else []
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((child, depth + 1) for child in children if isinstance(child, _CONTAINERS))
-    return False
-
-
-def shape_problem(value: Any, limit: int = MAX_JSON_DEPTH) -> str | None:
-    """Why the journal could not hold ``value``, or None: ``"depth"`` when it nests more than
-    ``limit`` levels, ``"int"`` for an integer past 64 bits (JSON allows it, msgpack does not),
-    ``"text"`` for a lone surrogate. A value that is not JSON (a library caller's own object)
-    is only measured for depth. The checks run in C: encodings, and :func:`json_deeper`."""
-    try:
-        encoded = msgspec.json.encode(value)
-    except RecursionError:
-        return "depth"
-    except UnicodeEncodeError:
-        return "text"
-    except Exception:  # noqa: BLE001 (not JSON: whether it is storable is its owner's concern)
-        return "depth" if nested_deeper(value, limit) else None
-    if json_deeper(encoded, limit):
-        return "depth"
-    try:
-        msgspec.msgpack.encode(value)  # what the journal writes
-    except OverflowError:
-        return "int"
-    return None
-
-
-def _big_int(value: Any) -> bool:
-    return type(value) is int and not MIN_INT <= value <= MAX_INT
 
 
 class Secrets:
@@ -223,7 +152,7 @@ def bounded_result(value: Any, max_bytes: int = MAX_RESULT_BYTES) -> Any:
 
 def _big_ints_as_text(value: Any) -> Any:
     """``value`` (nested at most MAX_JSON_DEPTH) with each integer past 64 bits as its text."""
-    if _big_int(value):
+    if is_big_int(value):
         return str(value) if abs(value) < 10**4000 else "a number too large to show"
     if isinstance(value, list):
         return [_big_ints_as_text(item) for item in value]

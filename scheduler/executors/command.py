@@ -35,17 +35,14 @@ import re
 import signal
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import msgspec
 
 from scheduler.errors import ExecutorError
 from scheduler.executors.base import MAX_ERROR_CHARS, RunContext, Secrets, sane_result
+from scheduler.executors.tasks import TaskConfig
 from scheduler.model import Outcome, RunResult
-
-if TYPE_CHECKING:
-    # Only the type: config (a higher layer) imports the executors to resolve python callables.
-    from scheduler.config.load import TaskConfig
 
 _log = logging.getLogger(__name__)
 

@@ -37,13 +37,14 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import msgspec
 from multidict import CIMultiDict
 from yarl import URL
 
+from scheduler.checks import json_deeper
 from scheduler.clock import Clock, SystemClock
 from scheduler.errors import ExecutorError
 from scheduler.executors.base import (
@@ -52,14 +53,10 @@ from scheduler.executors.base import (
     TOO_DEEP,
     RunContext,
     Secrets,
-    json_deeper,
     sane_result,
 )
+from scheduler.executors.tasks import TaskConfig
 from scheduler.model import Outcome, RunResult
-
-if TYPE_CHECKING:
-    # Only the type: config (a higher layer) imports the executors to resolve python callables.
-    from scheduler.config.load import TaskConfig
 
 _log = logging.getLogger(__name__)
 

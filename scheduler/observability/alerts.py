@@ -39,8 +39,8 @@ from scheduler.clock import Clock
 from scheduler.config.load import AlertsConfig
 from scheduler.durations import format_duration
 from scheduler.engine.loop import Engine
-from scheduler.events import Event, Hub
-from scheduler.model import Job, Outcome, Run
+from scheduler.events import Hub, JobCompleted, JobFailed, RunRecorded, Settled
+from scheduler.model import Outcome
 from scheduler.store import Store
 from scheduler.views import iso
 
@@ -229,28 +229,29 @@ class Alerter:
     def _listen(self) -> None:
         if not self._listening:
             self._listening = True
-            self.engine.listeners.append(self.on_run)
-            self.hub.listen(self.on_event, ("job-failed", "job-completed"))
+            self.hub.subscribe([RunRecorded], self.on_run)
+            self.hub.subscribe([JobFailed, JobCompleted], self.on_settled)
 
     # --- inputs (called synchronously by the engine and the hub: never block, never raise) --
 
-    def on_run(self, job: Job, run: Run) -> None:
-        del job  # thresholds are daemon-wide
+    def on_run(self, event: RunRecorded) -> None:
+        run = event.run  # thresholds are daemon-wide: the job does not matter
         if self._closing or run.outcome not in (Outcome.SUCCESS, Outcome.ERROR, Outcome.TIMEOUT):
             return
         failed = run.outcome is not Outcome.SUCCESS
         self.window.add(self.clock.time(), failed=failed, duration=run.duration)
 
-    def on_event(self, event: Event) -> None:
+    def on_settled(self, event: Settled) -> None:
         if self._closing or event.job_id is None:
             return
-        if event.type == "job-failed" and event.data.get("final", True):
-            if event.job_id not in self.failing:
-                self._remember_failing(event.job_id)
-                self._job_alert(Kind.JOB_FAILED, event.job_id)
-        elif event.type == "job-completed" and event.job_id in self.failing:
-            del self.failing[event.job_id]
-            self._job_alert(Kind.JOB_RECOVERED, event.job_id)
+        job_id = ids.encode(event.job_id)
+        if isinstance(event, JobFailed) and event.final:
+            if job_id not in self.failing:
+                self._remember_failing(job_id)
+                self._job_alert(Kind.JOB_FAILED, job_id)
+        elif isinstance(event, JobCompleted) and job_id in self.failing:
+            del self.failing[job_id]
+            self._job_alert(Kind.JOB_RECOVERED, job_id)
 
     def _remember_failing(self, job_id: str) -> None:
         self.failing[job_id] = None

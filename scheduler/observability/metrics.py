@@ -12,7 +12,7 @@ Label values are bounded sets: ``outcome`` is an :class:`Outcome`, ``status`` a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final
 
 from prometheus_client import (
@@ -27,7 +27,8 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from scheduler.engine.loop import Engine
-from scheduler.model import Job, JobStatus, Outcome, Run
+from scheduler.events import RunRecorded
+from scheduler.model import JobStatus, Outcome, Run
 from scheduler.store import Store
 
 #: ``misfire``: an occurrence not run because the daemon was down or paused, the clock jumped,
@@ -98,6 +99,7 @@ class SchedulerMetrics:
     def __init__(self, store: Store, engine: Engine | None = None, *, process: bool = True) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._engine: Engine | None = None
+        self._unsubscribe: Callable[[], None] | None = None
         reg = self.registry
         self.runs = Counter(
             "scheduler_runs",
@@ -146,17 +148,20 @@ class SchedulerMetrics:
     def attach(self, engine: Engine) -> None:
         """Count every run the engine records from now on."""
         self.detach()
-        engine.listeners.append(self.observe)
+        self._unsubscribe = engine.hub.subscribe([RunRecorded], self._recorded)
         self._engine = engine
 
     def detach(self) -> None:
-        if self._engine is not None and self.observe in self._engine.listeners:
-            self._engine.listeners.remove(self.observe)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self._unsubscribe = None
         self._engine = None
 
-    def observe(self, job: Job, run: Run) -> None:
-        """Engine listener: called synchronously for every recorded run; never raises."""
-        del job  # the labels never name a job
+    def _recorded(self, event: RunRecorded) -> None:
+        self.observe(event.run)
+
+    def observe(self, run: Run) -> None:
+        """Count one recorded run (called synchronously by the hub; never raises)."""
         self.runs.labels(run.outcome.value).inc()
         if run.outcome is Outcome.MISSED:
             self.missed.labels("misfire").inc(run.count)

@@ -28,29 +28,25 @@ retrying and reporting success would acknowledge data that is not on disk (the P
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 from scheduler.errors import PersistenceError, StorageFull
-from scheduler.model import Change
+from scheduler.model import Change, FsyncMode
 from scheduler.persistence import files
 from scheduler.persistence.codec import RecordCodec
 from scheduler.persistence.faults import crash_point
 
 log = logging.getLogger(__name__)
 
+# FsyncMode is defined in scheduler.model (config names it too); it stays importable from here.
+__all__ = ["FULL_MESSAGE", "FsyncMode", "Journal"]
+
 
 #: What a client is told when a change could not be journalled for lack of space.
 FULL_MESSAGE = "the disk is full: the journal could not record the change, so nothing was changed"
-
-
-class FsyncMode(enum.StrEnum):
-    ALWAYS = "always"
-    BATCH = "batch"
-    NEVER = "never"
 
 
 class _SyncPlan:

@@ -5,7 +5,6 @@ read until the journal is closed, so no two schedulers ever share it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import os
@@ -41,21 +40,20 @@ class Persistence:
         self,
         directory: Path,
         *,
-        fsync: str,
+        fsync: FsyncMode | str,
         batch_interval: float,
         snapshot_interval: float,
         store: Store,
         next_id: int = 0,
     ) -> None:
         self.directory = directory
-        self.fsync = FsyncMode(str(fsync))
+        self.fsync = FsyncMode(fsync)
         self.batch_interval = batch_interval
         self.snapshot_interval = snapshot_interval
         self.store = store
         self.next_id = next_id
         self.journal: Journal | None = None
         self.recovered: RecoveredState | None = None
-        self._periodic: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.state_lock: StateLock | None = None
 
@@ -91,7 +89,6 @@ class Persistence:
             raise
         self.store.journal = self.journal
         self.recovered = state
-        self._periodic = asyncio.create_task(self._snapshot_loop(), name="snapshots")
         return state
 
     def _lock_and_load(self) -> tuple[StateLock, RecoveredState]:
@@ -111,7 +108,9 @@ class Persistence:
             self.state_lock.release()
             self.state_lock = None
 
-    async def _snapshot_loop(self) -> None:
+    async def serve(self) -> None:
+        """Write a snapshot every ``snapshot_interval`` until cancelled (the scheduler runs
+        this in its task group)."""
         while True:
             await asyncio.sleep(self.snapshot_interval)
             try:
@@ -139,10 +138,6 @@ class Persistence:
     async def close(self, next_id: int | None = None) -> None:
         """Final snapshot, close the journal, then release the directory's lock (last: until
         the journal is closed, another scheduler must not start on this directory)."""
-        if self._periodic is not None:
-            self._periodic.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._periodic
         try:
             if self.journal is not None:
                 await self._final_snapshot(next_id)

@@ -13,28 +13,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
-import aiohttp
 import msgspec
 from msgspec.structs import replace
 
 from scheduler import ids
-from scheduler.checks import expect_duration, expect_int, expect_payload
+from scheduler.checks import expect_payload
 from scheduler.clock import Clock, SystemClock, to_datetime
-from scheduler.config.load import Config, TaskConfig, load_config
+from scheduler.config import Config, job_defaults, load_config, static_jobs
 from scheduler.config.reload import keep_persistence, persistence_notes
 from scheduler.engine.loop import Engine
-from scheduler.engine.queue import TaskRuntime
+from scheduler.errors import InvalidSchedule
 from scheduler.events import Hub
-from scheduler.executors import build_executor
-from scheduler.executors.http import make_session
-from scheduler.executors.python import PythonExecutor
-from scheduler.jobspec import JobDefaults, JobSpec, Style, parse_job_input
-from scheduler.model import FINISHED, Job, JobStatus, Source
+from scheduler.jobspec import JobSpec, Style, parse_job_input
+from scheduler.model import FINISHED, Job, JobStatus, JobType, Source
+from scheduler.runtime.registry import TaskRegistry
 from scheduler.service import JobService, definition
 from scheduler.store import Store
 from scheduler.views import iso
@@ -42,6 +40,20 @@ from scheduler.views import iso
 log = logging.getLogger("scheduler")
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+#: Seconds the added services get to finish after they are closed, at a stop.
+SERVICES_GRACE: Final = 10.0
+
+
+class Service(Protocol):
+    """A long-lived part that runs beside the engine (:meth:`Scheduler.add_service`)."""
+
+    async def serve(self) -> None:
+        """Run until :meth:`close` (or until cancelled)."""
+
+    async def close(self) -> None:
+        """Finish: :meth:`serve` returns soon after."""
 
 
 class TaskRef(msgspec.Struct, frozen=True):
@@ -88,10 +100,9 @@ class Scheduler:
         )
         self.hub = Hub()
         self.store = Store(history=self.config.scheduler.history)
-        self.runtimes: dict[str, TaskRuntime] = {}
-        self._task_retries: dict[str, int] = {}
+        self.tasks = TaskRegistry(self.environ)
+        self.runtimes = self.tasks.runtimes
         self._library_jobs: list[tuple[str, dict[str, Any]]] = []
-        self._session: aiohttp.ClientSession | None = None
         self.engine = Engine(
             self.store,
             self.clock,
@@ -103,41 +114,24 @@ class Scheduler:
             default_timeout=self.config.default_timeout,
         )
         self.service = JobService(
-            self.store, self.engine, self.clock, hub=self.hub, known_task=self._known_task
+            self.store, self.engine, self.clock, hub=self.hub, known_task=self.tasks.known
         )
-        self.defaults = JobDefaults.from_config(self.config)
+        self.defaults = job_defaults(self.config)
         self._spec_cache: dict[tuple[str, str], JobSpec] = {}
         self._main: asyncio.Task[None] | None = None
+        self._services: list[Service] = []
+        self._snapshots: asyncio.Task[None] | None = None
         #: Called if the engine stops on its own (a bug): the daemon then exits non-zero so
         #: systemd restarts it, instead of serving an API in front of a dead engine.
         self.on_engine_exit: Callable[[BaseException | None], None] | None = None
         self.persistence: Any = None
-        self._install_config_tasks(self.config)
+        self.tasks.install(self.config)
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str], **kwargs: Any) -> Scheduler:
         return cls(load_config(path, known_tasks=()), **kwargs)
 
     # --- tasks ---------------------------------------------------------------------------
-
-    def _known_task(self, name: str) -> bool:
-        return name in self.runtimes
-
-    def _install_config_tasks(self, config: Config) -> None:
-        # Jobs never inherit the API token or systemd's notification and watchdog sockets.
-        drop = {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "CREDENTIALS_DIRECTORY"}
-        if config.server.token_env:
-            drop.add(config.server.token_env)
-        env = {k: v for k, v in self.environ.items() if k not in drop}
-        for name, task in config.tasks.items():
-            self.runtimes[name] = _runtime(
-                build_executor(name, task, session=self._get_session, env_base=env), task
-            )
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = make_session()
-        return self._session
 
     def task(
         self,
@@ -171,17 +165,9 @@ class Scheduler:
         """Register ``handler`` as task ``name``; with schedule keywords (``cron=``, ``every=``,
         ``delay=``, ``at=``, ``rrule=``, ``repeat=``, ``timezone=``) also keep one job of it on
         that schedule (created at :meth:`start`, kept once across restarts)."""
-        if timeout is not None:
-            timeout = expect_duration(timeout, "timeout")
-        if retries is not None:
-            retries = expect_int(retries, "retries", minimum=0, maximum=1000)
-        if concurrency is not None:
-            concurrency = expect_int(concurrency, "concurrency", minimum=1)
-        self.runtimes[name] = TaskRuntime(
-            PythonExecutor(handler, task_name=name), timeout=timeout, concurrency=concurrency
+        self.tasks.register(
+            name, handler, retries=retries, timeout=timeout, concurrency=concurrency
         )
-        if retries is not None:
-            self._task_retries[name] = retries
         if schedule:
             raw = {"name": name, "task": name, "payload": payload, **schedule}
             self._spec(raw)  # validate now, where the caller can see the error
@@ -190,10 +176,7 @@ class Scheduler:
     # --- jobs ----------------------------------------------------------------------------
 
     def _spec(self, raw: Mapping[str, Any]) -> JobSpec:
-        task = raw.get("task")
-        if isinstance(task, str) and task in self._task_retries and "retry" not in raw:
-            raw = {**raw, "max_retries": raw.get("max_retries", self._task_retries[task])}
-        return self.parse_input(raw, style="snake")
+        return self.parse_input(self.tasks.with_retries(raw), style="snake")
 
     def parse_input(self, raw: Mapping[str, Any], *, style: Style = "camel") -> JobSpec:
         """Validate one job's input (API: camelCase; library: snake_case) against this
@@ -203,7 +186,9 @@ class Scheduler:
             defaults=self.defaults,
             style=style,
             tasks=self.runtimes if style == "camel" else None,
-            created=to_datetime(self.clock.time()),
+            # To the millisecond: a job created from the spec is created at this instant
+            # (its id holds milliseconds), so this compilation of its schedule is the one kept.
+            created=to_datetime(math.floor(self.clock.time() * 1000) / 1000),
         )
 
     async def create_task(
@@ -282,13 +267,29 @@ class Scheduler:
                 self.persistence = None
             raise
         started = asyncio.Event()
-        self._main = asyncio.create_task(self.engine.serve(started), name="scheduler-engine")
+        self._main = asyncio.create_task(self._supervise(started), name="scheduler")
         self._main.add_done_callback(self._engine_done)
         waiter = asyncio.create_task(started.wait())
         await asyncio.wait({waiter, self._main}, return_when=asyncio.FIRST_COMPLETED)
         if self._main.done():
             waiter.cancel()
             self._main.result()  # raises what stopped the engine
+
+    def add_service(self, service: Service) -> None:
+        """Run ``service`` beside the engine, from :meth:`start` until :meth:`stop` (which
+        closes it after the engine has stopped, in the reverse order of adding)."""
+        self._services.append(service)
+
+    async def _supervise(self, started: asyncio.Event) -> None:
+        """Every long-lived task of the scheduler, in one TaskGroup: the engine, the periodic
+        snapshots and the added services (the daemon's alert sender). If any of them fails,
+        the others are cancelled and the scheduler stops (the daemon then exits non-zero)."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.engine.serve(started), name="engine")
+            if self.persistence is not None:
+                self._snapshots = group.create_task(self.persistence.serve(), name="snapshots")
+            for service in self._services:
+                group.create_task(service.serve(), name=type(service).__name__)
 
     def _engine_done(self, task: asyncio.Task[None]) -> None:
         if self.engine.stopping or task.cancelled():
@@ -307,12 +308,18 @@ class Scheduler:
             return
         main, self._main = self._main, None
         await self.engine.stop(self.config.scheduler.shutdown_grace if grace is None else grace)
+        for service in reversed(self._services):
+            await service.close()
+        if self._snapshots is not None:
+            self._snapshots.cancel()
+            self._snapshots = None
+        await asyncio.wait({main}, timeout=SERVICES_GRACE)
+        main.cancel()  # a service that does not end when closed is not waited for longer
         await asyncio.gather(main, return_exceptions=True)  # a crash was reported when it happened
         if self.persistence is not None:
             await self.persistence.close(self.service.ids.last)
             self.persistence = None
-        if self._session is not None:
-            await self._session.close()
+        await self.tasks.close()
 
     async def claim_state(self) -> None:
         """Take the state directory's lock now (persistence on): a second scheduler on the
@@ -356,7 +363,7 @@ class Scheduler:
     async def _install_static_jobs(self) -> None:
         """Config [[jobs]] and library-scheduled tasks, matched to stored jobs by name."""
         wanted: dict[str, tuple[JobSpec, Source]] = {
-            static.name: (static.spec(), Source.CONFIG) for static in self.config.jobs
+            name: (spec, Source.CONFIG) for name, spec in static_jobs(self.config).items()
         }
         for name, raw in self._library_jobs:
             wanted[name] = (self._spec(raw), Source.LIBRARY)
@@ -379,26 +386,14 @@ class Scheduler:
         new = replace(new, persistence=keep_persistence(old.persistence, new.persistence))
         self._reinstall_tasks(old, new)
         self.config = new
-        self.defaults = JobDefaults.from_config(new)
+        self.defaults = job_defaults(new)
         self._spec_cache.clear()
         self._apply_limits(new)
         await self._install_static_jobs()
         return notes
 
     def _reinstall_tasks(self, old: Config, new: Config) -> None:
-        # A token variable once named stays out of every job's environment for good.
-        if old.server.token_env:
-            self.environ.pop(old.server.token_env, None)
-        rebuild_all = old.server.token_env != new.server.token_env
-        changed = {
-            name: task
-            for name, task in new.tasks.items()
-            if rebuild_all or old.tasks.get(name) != task
-        }
-        self._install_config_tasks(replace(new, tasks=changed))
-        removed = old.tasks.keys() - new.tasks.keys()
-        for name in removed:
-            self.runtimes.pop(name, None)
+        removed = self.tasks.reinstall(old, new)
         users = sum(1 for job in self.store if job.task in removed and job.status not in FINISHED)
         if users:
             log.warning(
@@ -421,10 +416,10 @@ class Scheduler:
             self.persistence.snapshot_interval = config.persistence.snapshot_interval
 
     def _revives(self, job: Job, spec: JobSpec) -> bool:
-        """An unchanged static job that finished comes back at a start or reload (cancelled or
-        quarantined: the file still defines it), unless its schedule has no run left (a rule
-        that ended, a one-off that ran): that one stays finished and never runs twice."""
-        if job.status not in FINISHED:
+        """An unchanged recurring static job that finished comes back at a start or reload
+        (cancelled or quarantined: the file still defines it), unless its rule has no run left.
+        A one-off static job that finished stays finished: it never runs twice."""
+        if job.status not in FINISHED or spec.schedule.type is not JobType.RECURRING:
             return False
         now = self.clock.time()
         return self.service.first_run(spec, created=job.created, now=now) is not None
@@ -441,7 +436,12 @@ class Scheduler:
             old = existing.pop(name, None)
             if old is not None and _same_spec(old, spec) and not self._revives(old, spec):
                 continue
-            fresh = self.service.build(spec, source=source)
+            try:
+                fresh = self.service.build(spec, source=source)
+            except InvalidSchedule as exc:
+                # ``scheduler check`` shows it as "no upcoming runs"; it must not stop a start.
+                log.warning("static job %r is not scheduled: %s", name, exc.message)
+                continue
             if old is not None:
                 if old.status is JobStatus.RUNNING:
                     fresh = replace(fresh, status=JobStatus.RUNNING)
@@ -458,10 +458,3 @@ def _same_spec(job: Job, spec: JobSpec) -> bool:
     leaves it, and its schedule, alone)."""
     wanted = definition(spec, spec.task or job.task)
     return all(getattr(job, key) == value for key, value in wanted.items())
-
-
-def _runtime(executor: Any, task: TaskConfig) -> TaskRuntime:
-    rate = None if task.rate_limit is None else (task.rate_limit.count, task.rate_limit.per)
-    return TaskRuntime(
-        executor, timeout=task.timeout, concurrency=task.concurrency, rate_limit=rate
-    )

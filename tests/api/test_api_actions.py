@@ -5,24 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from scheduler.config.load import TaskConfig, TaskKind
+from scheduler.config import TaskConfig, TaskKind
 from scheduler.engine.queue import TaskRuntime
 from scheduler.executors.command import CommandExecutor
-from tests.api.test_api_harness import T0, Api, running_api, seoul
+from tests.api.harness import T0, Api, seoul
 
 HOUR = 3600.0
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    async with running_api() as api:
-        yield api
 
 
 # --- run now ---------------------------------------------------------------------------------
@@ -133,6 +126,7 @@ def _alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
 
 
+@pytest.mark.integration
 async def test_cancelling_a_running_command_stops_its_process_group(
     api: Api, tmp_path: Path
 ) -> None:

@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.api.test_api_harness import TOKEN
-from tests.daemon_proc import DaemonProcess
+from tests.api.harness import TOKEN
+from tests.daemon_proc import DaemonProcess, Daemons
 
 pytestmark = pytest.mark.integration
 
@@ -32,12 +31,8 @@ kill_grace = "200ms"
 
 
 @pytest.fixture
-async def daemon(tmp_path: Path) -> AsyncIterator[DaemonProcess]:
-    proc = DaemonProcess(tmp_path, TASKS, env={"SCHEDULER_API_TOKEN": TOKEN})
-    await proc.start()
-    yield proc
-    if proc.proc is not None and proc.proc.poll() is None:
-        await proc.stop()
+async def daemon(tmp_path: Path, daemons: Daemons) -> DaemonProcess:
+    return await daemons.start(DaemonProcess(tmp_path, TASKS, env={"SCHEDULER_API_TOKEN": TOKEN}))
 
 
 async def test_a_workflow_saved_again_after_a_restart_updates_the_same_job(
@@ -78,11 +73,7 @@ async def test_pause_patch_and_cancel_over_the_wire(daemon: DaemonProcess) -> No
     )
     assert (status, resumed["status"]) == (200, "pending")
     _, slow, _ = await daemon.request("POST", "/api/jobs", json={"task": "slow"}, headers=AUTH)
-    for _ in range(100):
-        _, current, _ = await daemon.request("GET", f"/api/jobs/{slow['id']}", headers=AUTH)
-        if current["status"] == "running":
-            break
-        await asyncio.sleep(0.02)
+    await daemon.job_reaching(slow["id"], "running", headers=AUTH)
     started = time.monotonic()
     status, cancelled, _ = await daemon.request(
         "POST", f"/api/jobs/{slow['id']}/cancel", headers={**AUTH, **EMPTY_JSON}

@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import AsyncIterator
 
 import pytest
 
 from scheduler.api.keys import Phase
-from tests.api.test_api_harness import Api, running_api
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    async with running_api() as api:
-        yield api
+from tests.api.harness import Api
 
 
 def assert_error(body: object, code: str, field: str | None = None) -> None:

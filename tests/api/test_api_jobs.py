@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
-from scheduler.config.load import StaticJob
+from scheduler.config import StaticJob
 from scheduler.ids import encode
 from scheduler.model import Schedule
-from tests.api.test_api_harness import T0, Api, running_api, seoul
+from tests.api.harness import T0, Api, running_api, seoul
 
 HOUR = 3600.0
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    async with running_api() as api:
-        yield api
 
 
 # --- list ------------------------------------------------------------------------------------
@@ -119,7 +112,6 @@ async def test_wait_true_answers_with_the_finished_run(api: Api) -> None:
 
 
 async def test_wait_true_answers_even_when_the_run_is_missed(api: Api) -> None:
-    listeners = len(api.sched.engine.listeners)
     request = asyncio.create_task(
         api.call("POST", "/api/jobs?wait=true", json={"task": "work", "misfire": {"grace": 0}})
     )
@@ -136,7 +128,7 @@ async def test_wait_true_answers_even_when_the_run_is_missed(api: Api) -> None:
     assert body["run"]["outcome"] == "missed"
     assert body["status"] == "failed"
     assert api.calls == []
-    assert len(api.sched.engine.listeners) == listeners  # the request's listener is gone
+    assert api.sched.engine.waiters.pending == 0  # the request's waiter is gone
 
 
 async def test_an_unknown_or_malformed_job_id_is_a_404(api: Api) -> None:

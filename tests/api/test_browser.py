@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
-from tests.daemon_proc import DaemonProcess
+from tests import ROOT
+from tests.daemon_proc import DaemonProcess, Daemons
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -27,7 +28,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = ROOT / "test-artifacts"
 TASKS = """
 [tasks.quick]
 kind = "command"
@@ -52,18 +53,9 @@ async def browser() -> AsyncIterator[Browser]:
         await browser.close()
 
 
-async def start_daemon(root: Path, env: dict[str, str] | None = None) -> DaemonProcess:
-    proc = DaemonProcess(root, TASKS, env=env)
-    await proc.start()
-    return proc
-
-
 @pytest.fixture
-async def daemon(tmp_path: Path) -> AsyncIterator[DaemonProcess]:
-    proc = await start_daemon(tmp_path)
-    yield proc
-    if proc.proc is not None and proc.proc.poll() is None:
-        await proc.stop()
+async def daemon(tmp_path: Path, daemons: Daemons) -> DaemonProcess:
+    return await daemons.start(DaemonProcess(tmp_path, TASKS))
 
 
 class PageErrors:
@@ -211,30 +203,28 @@ async def test_a_stopped_daemon_shows_as_unreachable_and_the_page_keeps_working(
 
 
 async def test_the_token_is_asked_for_once_and_kept_for_the_tab(
-    browser: Browser, tmp_path: Path
+    browser: Browser, tmp_path: Path, daemons: Daemons
 ) -> None:
     creds = tmp_path / "creds"
     creds.mkdir()
     (creds / "api_token").write_text("s3cret-token\n")
-    proc = await start_daemon(tmp_path, env={"CREDENTIALS_DIRECTORY": str(creds)})
-    try:
-        auth = {"Authorization": "Bearer s3cret-token"}
-        job = {"workflowName": "guarded", "task": "quick", "schedule": {"delay": "1h"}}
-        status, _, _ = await proc.request("POST", "/api/jobs", headers=auth, json=job)
-        assert status == 201
-        page = await open_dashboard(browser, proc)
-        await expect(page.locator("#count-total")).to_have_text("1")  # the card needs no token
-        dialog = page.get_by_role("dialog", name="API token needed")
-        await expect(dialog).to_be_visible()
-        await dialog.get_by_label("API token").fill("s3cret-token")
-        await page.keyboard.press("Enter")
-        await expect(job_row(page, "guarded")).to_be_visible()
-        await expect(page.locator("#connection")).to_have_attribute("data-mode", "live")
-        await page.reload()
-        await expect(job_row(page, "guarded")).to_be_visible()
-        await expect(dialog).to_be_hidden()
-    finally:
-        await proc.stop()
+    env = {"CREDENTIALS_DIRECTORY": str(creds)}
+    proc = await daemons.start(DaemonProcess(tmp_path, TASKS, env=env))
+    auth = {"Authorization": "Bearer s3cret-token"}
+    job = {"workflowName": "guarded", "task": "quick", "schedule": {"delay": "1h"}}
+    status, _, _ = await proc.request("POST", "/api/jobs", headers=auth, json=job)
+    assert status == 201
+    page = await open_dashboard(browser, proc)
+    await expect(page.locator("#count-total")).to_have_text("1")  # the card needs no token
+    dialog = page.get_by_role("dialog", name="API token needed")
+    await expect(dialog).to_be_visible()
+    await dialog.get_by_label("API token").fill("s3cret-token")
+    await page.keyboard.press("Enter")
+    await expect(job_row(page, "guarded")).to_be_visible()
+    await expect(page.locator("#connection")).to_have_attribute("data-mode", "live")
+    await page.reload()
+    await expect(job_row(page, "guarded")).to_be_visible()
+    await expect(dialog).to_be_hidden()
 
 
 WORDS = [
@@ -260,7 +250,7 @@ WORDS = [
     ({"at": "2026-12-24T09:00"}, "once, at 2026-12-24T09:00"),
     ({}, "once, as soon as possible"),
 ]
-STATIC = Path(__file__).resolve().parents[2] / "scheduler" / "api" / "static"
+STATIC = ROOT / "scheduler" / "api" / "static"
 
 
 async def test_schedules_read_as_words_and_times_keep_their_offset(browser: Browser) -> None:

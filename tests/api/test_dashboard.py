@@ -11,17 +11,17 @@ from typing import Any
 
 import pytest
 import yaml
-from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
-from scheduler.api import create_app, dashboard
-from scheduler.api.keys import DaemonState, Phase
-from scheduler.config.load import Config
+from scheduler.api import dashboard
+from scheduler.config import Config
 from scheduler.engine.queue import TaskRuntime
 from scheduler.runtime.library import Scheduler
+from tests import ROOT
+from tests.api.harness import app_for
 from tests.fakes import FakeClock, RecordingExecutor
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = ROOT / "README.md"
 STATIC = Path(dashboard.__file__).parent / "static"
 
 #: The status card contract (SPEC.md): every path a widget may read, and its JSON types.
@@ -38,13 +38,6 @@ CONTRACT: dict[str, tuple[type, ...]] = {
     "nextJob.scheduledTime": (str,),
     "nextJob.type": (str,),
 }
-
-
-def app_for(sched: Scheduler, *, token: str | None = None) -> web.Application:
-    state = DaemonState()
-    state.phase = Phase.RUNNING
-    state.loaded = True
-    return create_app(sched, state, token=token)
 
 
 @pytest.fixture
@@ -198,7 +191,12 @@ def homepage_reads() -> Iterator[tuple[str, dict[str, Any]]]:
                 yield extra["field"], extra
 
 
-_GLANCE_TYPES = {"Bool": bool, "Int": int, "Float": (int, float), "String": str}
+_GLANCE_TYPES: dict[str, type | tuple[type, ...]] = {
+    "Bool": bool,
+    "Int": int,
+    "Float": (int, float),
+    "String": str,
+}
 
 
 def glance_reads() -> list[tuple[str, str]]:

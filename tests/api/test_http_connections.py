@@ -20,8 +20,6 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from scheduler.api.app import create_app
-from scheduler.api.keys import DaemonState, Phase
 from scheduler.api.server import (
     FD_RESERVE,
     GuardedRunner,
@@ -29,10 +27,10 @@ from scheduler.api.server import (
     connection_cap,
     throttle_accept_errors,
 )
-from scheduler.config.load import Config, SchedulerConfig
+from scheduler.config import Config, SchedulerConfig
 from scheduler.observability.logs import Throttled
 from scheduler.runtime.library import Scheduler
-from tests.api.test_api_harness import T0, TOKEN
+from tests.api.harness import T0, TOKEN, app_for
 from tests.fakes import FakeClock
 
 QUICK = ServerLimits(idle_timeout=0.4, header_timeout=0.2, max_connections=50)
@@ -69,9 +67,7 @@ async def serving(
 
     sched.register_task("work", work)
     await sched.start()
-    state = DaemonState()
-    state.phase, state.loaded = Phase.RUNNING, True
-    app = create_app(sched, state, token=token, heartbeat=0.05, max_streams=limits.max_streams)
+    app = app_for(sched, token=token, heartbeat=0.05, max_streams=limits.max_streams)
     runner = GuardedRunner(app, limits=limits, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -3,11 +3,9 @@ be JSON, and CORS exposes the status card only."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
-from tests.api.test_api_harness import Api, running_api
+from tests.api.harness import Api, ApiOptions, running_api
 
 ORIGIN = "https://home.example"
 CHANGES = [
@@ -20,9 +18,8 @@ CHANGES = [
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    async with running_api(cors_origins=(ORIGIN,)) as api:  # no token: the default
-        yield api
+def api_options() -> ApiOptions:  # no token: the default
+    return {"cors_origins": (ORIGIN,)}
 
 
 @pytest.mark.parametrize(("method", "path"), CHANGES)

@@ -3,19 +3,11 @@ status card's added counts (``delayedJobs``, ``jobsByType``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from scheduler.api.openapi import document
 from scheduler.api.queries import accepted
-from tests.api.test_api_harness import Api, running_api
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    async with running_api() as api:
-        yield api
+from tests.api.harness import Api
 
 
 async def test_the_list_filters_by_task_with_the_other_filters(api: Api) -> None:

@@ -6,24 +6,14 @@ import io
 import json
 import logging
 import urllib.parse
-from collections.abc import Iterator
 
 import pytest
 
 from scheduler.observability.logs import setup_logging
 
+pytestmark = pytest.mark.usefixtures("restore_root_logger")
+
 TOKEN = 'tok\\en/with+odd"chars=='  # characters that quoting changes
-
-
-@pytest.fixture(autouse=True)
-def _restore_root_logger() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ the job, the list or the status card into a 500 (nor the card into an ``error`` 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -15,15 +14,9 @@ from msgspec.structs import replace
 
 from scheduler.model import Job, JobStatus, Outcome, Policy, RetryPolicy, Run, Schedule
 from scheduler.views import iso, job_json, run_json
-from tests.api.test_api_harness import Api, running_api
+from tests.api.harness import Api
 
 ABSURD = [1e18, -1e18, math.inf, -math.inf, math.nan, 253402300800.0, 1e308]
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    async with running_api() as api:
-        yield api
 
 
 def stored(api: Api, **fields: Any) -> Job:

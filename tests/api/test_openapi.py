@@ -4,7 +4,6 @@ conform to it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from openapi_spec_validator import validate
 
 from scheduler.api.openapi import document
-from tests.api.test_api_harness import TOKEN, Api, running_api
+from tests.api.harness import TOKEN, Api, ApiOptions
 
 #: Routes other modules register (dashboard, metrics); documented here, served once wired in.
 ELSEWHERE = {("/", "get"), ("/static/{path}", "get"), ("/metrics", "get")}
@@ -21,9 +20,8 @@ _METHODS = {"get", "head", "post", "put", "patch", "delete"}
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    async with running_api(token=TOKEN) as api:
-        yield api
+def api_options() -> ApiOptions:
+    return {"token": TOKEN}
 
 
 def served(app: web.Application) -> set[tuple[str, str]]:

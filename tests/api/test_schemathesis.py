@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.test_api_harness import TOKEN
+from tests.api.harness import TOKEN
 from tests.daemon_proc import DaemonProcess
 
 pytestmark = pytest.mark.integration

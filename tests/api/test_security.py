@@ -4,23 +4,21 @@ leak into a log line, a response or an error body."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from scheduler.api.security import check_bind, host_is_loopback_name, is_loopback_bind, read_token
 from scheduler.errors import ConfigError
-from tests.api.test_api_harness import TOKEN, Api, running_api
+from tests.api.harness import TOKEN, Api, ApiOptions, running_api
 from tests.daemon_proc import DaemonProcess
 
 ORIGIN = "https://home.example"
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    async with running_api(token=TOKEN, cors_origins=(ORIGIN,)) as api:
-        yield api
+def api_options() -> ApiOptions:
+    return {"token": TOKEN, "cors_origins": (ORIGIN,)}
 
 
 async def raw_request(api: Api, head: bytes) -> tuple[int, bytes]:

@@ -4,58 +4,17 @@ bounded queues and a clean end at shutdown."""
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
 
-from tests.api.test_api_harness import Api, running_api
+from scheduler.events import RunProgress
+from tests.api.harness import Api, ApiOptions, Stream, running_api
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    async with running_api(heartbeat=0.05) as api:
-        yield api
-
-
-class Stream:
-    """Reads an event stream block by block (a block ends at a blank line)."""
-
-    def __init__(self, resp: ClientResponse) -> None:
-        self.resp = resp
-
-    async def block(self) -> dict[str, Any] | None:
-        fields: dict[str, Any] = {}
-        comments: list[str] = []
-        while True:
-            line = await asyncio.wait_for(self.resp.content.readline(), 2.0)
-            if not line:
-                return None  # the server ended the stream
-            text = line.decode().rstrip("\r\n")
-            if not text:
-                if fields or comments:
-                    return {**fields, "comments": comments}
-                continue
-            if text.startswith(":"):
-                comments.append(text[1:].strip())
-                continue
-            key, _, value = text.partition(": ")
-            fields[key] = value
-
-    async def next(self) -> dict[str, Any] | None:
-        """The next event, skipping heartbeats, ``data`` decoded; None at the end."""
-        while (block := await self.block()) is not None:
-            if "event" in block:
-                block["data"] = json.loads(block["data"])
-                return block
-        return None
-
-    async def event(self) -> dict[str, Any]:
-        event = await self.next()
-        assert event is not None, "the stream ended"
-        return event
+def api_options() -> ApiOptions:
+    return {"heartbeat": 0.05}
 
 
 async def open_stream(
@@ -103,7 +62,7 @@ async def test_a_heartbeat_comment_keeps_an_idle_stream_alive(api: Api) -> None:
 
 async def test_last_event_id_resumes_from_the_ring(api: Api) -> None:
     for n in range(5):
-        api.sched.hub.publish("job-progress", "J", {"percent": n * 10, "message": None})
+        api.sched.hub.publish(RunProgress(job_id=1, percent=n * 10, message=None))
     resp, stream = await open_stream(api, headers={"Last-Event-ID": "3"})
     got = [await stream.event() for _ in range(2)]
     assert [(e["id"], e["data"]["percent"]) for e in got] == [("4", 30), ("5", 40)]
@@ -131,7 +90,7 @@ async def test_a_subscriber_that_falls_behind_is_told_and_dropped() -> None:
     async with running_api(heartbeat=0.05, queue_size=3) as api:
         resp, stream = await open_stream(api)
         for n in range(10):  # in one go: the stream cannot drain between them
-            api.sched.hub.publish("job-progress", "J", {"percent": n, "message": None})
+            api.sched.hub.publish(RunProgress(job_id=1, percent=n, message=None))
         blocks = []
         while (event := await stream.next()) is not None:
             blocks.append(event)
@@ -148,7 +107,7 @@ async def test_a_subscriber_that_falls_behind_is_told_and_dropped() -> None:
 
 async def test_open_streams_end_at_shutdown(api: Api) -> None:
     resp, stream = await open_stream(api)
-    api.sched.hub.publish("job-progress", "J", {"percent": 1, "message": None})
+    api.sched.hub.publish(RunProgress(job_id=1, percent=1, message=None))
     assert (await stream.event())["data"]["percent"] == 1
     api.sched.hub.close_all()
     assert await stream.next() is None

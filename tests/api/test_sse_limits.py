@@ -4,22 +4,20 @@ one batch per stream per loop turn, and resuming that never waits for ids from a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from scheduler.api.app import create_app
-from scheduler.events import Hub, Subscription
-from tests.api.test_api_harness import Api, running_api
-from tests.api.test_sse import Stream
+from scheduler.events import Hub, RunProgress, Subscription
+from scheduler.ids import encode
+from tests.api.harness import Api, ApiOptions, Stream
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    async with running_api(heartbeat=0.05) as api:
-        yield api
+def api_options() -> ApiOptions:
+    return {"heartbeat": 0.05}
 
 
 async def test_past_the_stream_cap_a_client_gets_503_with_retry_after(api: Api) -> None:
@@ -53,7 +51,7 @@ async def test_past_the_stream_cap_a_client_gets_503_with_retry_after(api: Api) 
 
 async def test_a_burst_reaches_each_stream_as_one_batch() -> None:
     hub = Hub()
-    subs = [hub.subscribe() for _ in range(100)]
+    subs = [hub.stream() for _ in range(100)]
     batches: list[int] = []
 
     async def consume(sub: Subscription) -> None:
@@ -64,14 +62,14 @@ async def test_a_burst_reaches_each_stream_as_one_batch() -> None:
     readers = [asyncio.create_task(consume(sub)) for sub in subs]
     await asyncio.sleep(0)  # every reader is waiting
     for n in range(300):
-        hub.publish("job-progress", "J", {"percent": n})
+        hub.publish(RunProgress(job_id=1, percent=n, message=None))
     await asyncio.gather(*readers)
     assert batches == [300] * 100  # one wake-up each, not 300
 
 
 async def test_publishing_does_not_visit_each_open_stream() -> None:
     hub = Hub()
-    subs = [hub.subscribe() for _ in range(2000)]
+    subs = [hub.stream() for _ in range(2000)]
     woken = 0
     real_wake = hub._wake
 
@@ -82,30 +80,30 @@ async def test_publishing_does_not_visit_each_open_stream() -> None:
 
     hub._wake = count  # type: ignore[method-assign]
     for n in range(500):
-        hub.publish("job-progress", "J", {"percent": n})
+        hub.publish(RunProgress(job_id=1, percent=n, message=None))
     assert woken == 500  # one call per event, whatever the number of streams
     assert len(hub._recent) == 500  # held once, in the ring, not once per stream
     assert {sub.cursor for sub in subs} == {1}  # no stream was touched
 
 
 async def test_a_filtered_stream_gets_its_job_events_in_one_batch(api: Api) -> None:
-    resp = await api.client.get("/api/events?jobId=B")
+    resp = await api.client.get(f"/api/events?jobId={encode(2)}")
     stream = Stream(resp)
     for n in range(6):
-        api.sched.hub.publish("job-progress", "A" if n % 2 else "B", {"percent": n})
+        api.sched.hub.publish(RunProgress(job_id=1 if n % 2 else 2, percent=n, message=None))
     got = [await stream.event() for _ in range(3)]
     assert [e["data"]["percent"] for e in got] == [0, 2, 4]
-    assert {e["data"]["jobId"] for e in got} == {"B"}
+    assert {e["data"]["jobId"] for e in got} == {encode(2)}
     resp.close()
 
 
 async def test_a_last_event_id_from_before_a_restart_resumes_with_the_next_event(
     api: Api,
 ) -> None:
-    api.sched.hub.publish("job-progress", "J", {"percent": 1})
+    api.sched.hub.publish(RunProgress(job_id=1, percent=1, message=None))
     resp = await api.client.get("/api/events", headers={"Last-Event-ID": "999999"})
     stream = Stream(resp)
-    api.sched.hub.publish("job-progress", "J", {"percent": 2})
+    api.sched.hub.publish(RunProgress(job_id=1, percent=2, message=None))
     event = await stream.event()
     assert (event["id"], event["data"]["percent"]) == ("2", 2)
     resp.close()
@@ -114,8 +112,8 @@ async def test_a_last_event_id_from_before_a_restart_resumes_with_the_next_event
 async def test_resuming_past_the_ring_starts_at_its_oldest_event() -> None:
     hub = Hub(buffer=5)
     for n in range(20):
-        hub.publish("job-progress", "J", {"percent": n})
-    sub = hub.subscribe(last_id=3)
+        hub.publish(RunProgress(job_id=1, percent=n, message=None))
+    sub = hub.stream(last_id=3)
     batch = await sub.get()
     assert batch is not None
     assert [e.id for e in batch] == [16, 17, 18, 19, 20]

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from scheduler.cli.main import main
+from tests import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 BROKEN = """\
 [server]
 port = 0
@@ -103,6 +103,7 @@ def test_a_missing_file_is_one_line_naming_it(
     assert capsys.readouterr().out == f"{path}: cannot read the file: No such file or directory\n"
 
 
+@pytest.mark.integration
 def test_the_installed_command_exits_78_on_a_broken_file(tmp_path: Path) -> None:
     path = tmp_path / "broken.toml"
     path.write_text(BROKEN)

@@ -16,8 +16,8 @@ from scheduler.errors import PersistenceError
 from scheduler.model import Job, PutJob
 from scheduler.persistence.codec import RecordCodec
 from scheduler.persistence.statelock import LOCK_NAME
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests import ROOT
+from tests.persistence.harness import files_of
 
 
 def healthy_state(directory: Path) -> Path:
@@ -25,10 +25,6 @@ def healthy_state(directory: Path) -> Path:
     segment = directory / "journal-00000000000000000001.log"
     segment.write_bytes(RecordCodec().encode(1, PutJob(Job(id=1, task="t", timezone="UTC"))))
     return segment
-
-
-def files_of(directory: Path) -> dict[str, tuple[bytes, int]]:
-    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(directory.iterdir())}
 
 
 def test_state_alone_checks_only_the_directory(
@@ -98,6 +94,7 @@ def test_a_lock_file_left_by_a_dead_daemon_does_not_count_as_in_use(
     assert capsys.readouterr().out == f"ok: state {state}\n"
 
 
+@pytest.mark.integration
 def test_the_installed_command_checks_a_state_dir_without_c(tmp_path: Path) -> None:
     state = tmp_path / "var"
     healthy_state(state)

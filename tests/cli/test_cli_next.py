@@ -167,6 +167,7 @@ def test_bad_input_prints_what_is_wrong_and_exits_2(
     assert message in err
 
 
+@pytest.mark.integration
 def test_the_installed_command_works() -> None:
     command = Path(sys.executable).parent / "scheduler"
     result = subprocess.run(

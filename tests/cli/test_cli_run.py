@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.integration  # runs python -m scheduler
+
 
 def run_with(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "config.toml"

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
 
 import pytest
 
 from scheduler.cli.main import main
 from scheduler.cli.status import relative, status_command
-from tests.api.test_api_harness import T0, TOKEN, Api, running_api
+from tests.api.harness import T0, TOKEN, Api, ApiOptions
 from tests.daemon_proc import free_port
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    async with running_api(token=TOKEN) as api:  # the card needs no token
-        yield api
+def api_options() -> ApiOptions:  # the card needs no token
+    return {"token": TOKEN}
 
 
 def url_of(api: Api) -> str:

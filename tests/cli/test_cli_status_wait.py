@@ -178,6 +178,7 @@ def test_the_cli_takes_wait_and_a_duration_timeout(capsys: pytest.CaptureFixture
     assert "argument --timeout: expected a duration" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 async def test_it_waits_for_a_real_daemon_started_in_the_background(tmp_path: Path) -> None:
     daemon = DaemonProcess(tmp_path)
     script = Path(sys.executable).parent / "scheduler"

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-import textwrap
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from scheduler.config.load import (
+from scheduler.config import (
     AlertsConfig,
     Config,
     FsyncMode,
@@ -20,6 +19,7 @@ from scheduler.config.load import (
     StaticJob,
     TaskConfig,
     TaskKind,
+    job_defaults,
     load_config,
     parse_config,
 )
@@ -35,22 +35,8 @@ from scheduler.model import (
     RetryPolicy,
     Schedule,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def write(tmp_path: Path, text: str, name: str = "cfg.toml") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
-
-
-def problems_of(tmp_path: Path, text: str, **kwargs: object) -> list[str]:
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigError) as caught:
-        load_config(path, **kwargs)  # type: ignore[arg-type]
-    # Problem lines name the file as the caller gave it; make them independent of tmp_path.
-    return [line.replace(str(path), "cfg.toml") for line in caught.value.problems]
+from tests import ROOT
+from tests.config.files import problems_of, write
 
 
 def test_the_shipped_config_toml_loads_with_its_demo_jobs() -> None:
@@ -227,10 +213,9 @@ def test_a_job_without_its_own_zone_or_policies_uses_the_config_defaults(tmp_pat
     (job,) = config.jobs
     assert job.timezone == "Europe/Berlin"
     assert job.policy.retry.max == 7
-    assert job.policy.timeout == 180
-    assert JobDefaults.from_config(config) == JobDefaults(
-        timezone="Europe/Berlin", retry=RetryPolicy(max=7), timeout=180
-    )
+    assert job.policy.timeout is None  # [retry] timeout applies when the job runs
+    assert config.default_timeout == 180
+    assert job_defaults(config) == JobDefaults(timezone="Europe/Berlin", retry=RetryPolicy(max=7))
 
 
 @pytest.mark.parametrize(
@@ -672,7 +657,9 @@ def _documented_keys() -> set[str]:
     "struct",
     [ServerConfig, SchedulerConfig, PersistenceConfig, TaskConfig, AlertsConfig, RetryPolicy],
 )
-def test_the_shipped_config_documents_every_key_of_each_section(struct: type) -> None:
+def test_the_shipped_config_documents_every_key_of_each_section(
+    struct: type[msgspec.Struct],
+) -> None:
     assert set(struct.__struct_fields__) - _documented_keys() == set()
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scheduler.config.load import Config, ServerConfig, load_config
+from scheduler.config import Config, ServerConfig, load_config
 from scheduler.config.reload import server_notes
 from scheduler.daemon.process import server_limits
-from tests.config.test_config import problems_of, write
+from tests.config.files import problems_of, write
 
 
 def test_the_edge_limits_are_read_from_server(tmp_path: Path) -> None:

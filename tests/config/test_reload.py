@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,8 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
-from tests.daemon.test_notify_daemon import Message, NotifySocket, is_ready, notify_socket
-from tests.daemon_proc import DaemonProcess
+from tests.daemon_proc import DaemonProcess, Daemons
+from tests.fakes import Message, NotifySocket, is_ready
 
 pytestmark = pytest.mark.integration
 
@@ -70,12 +70,6 @@ class Reloadable:
         return float(values[0])
 
 
-@pytest.fixture
-def notify() -> Iterator[NotifySocket]:
-    with notify_socket() as sock:
-        yield sock
-
-
 async def started(proc: DaemonProcess, notify: NotifySocket, extra: str = "") -> Reloadable:
     proc.env["NOTIFY_SOCKET"] = notify.path
     daemon = Reloadable(proc, notify)
@@ -85,13 +79,15 @@ async def started(proc: DaemonProcess, notify: NotifySocket, extra: str = "") ->
 
 
 @pytest.fixture
-async def daemon(tmp_path: Path, notify: NotifySocket) -> AsyncIterator[Reloadable]:
-    proc = DaemonProcess(tmp_path)
+async def daemon(
+    tmp_path: Path, notify: NotifySocket, daemons: Daemons
+) -> AsyncIterator[Reloadable]:
+    proc = daemons.add(DaemonProcess(tmp_path))
     yield await started(
         proc, notify, NAP + static_job("keep") + static_job("change") + static_job("drop")
     )
-    if proc.proc is not None and proc.proc.poll() is None:
-        assert await proc.stop() == 0
+    if proc.running:
+        assert await proc.stop() == 0  # reloads or not, it stops cleanly
 
 
 async def test_static_jobs_are_added_changed_and_removed_by_name_and_api_jobs_left_alone(
@@ -190,11 +186,7 @@ async def test_a_running_job_keeps_its_executor_when_its_task_changes(daemon: Re
     daemon.write(NAP.replace('"0.1"', '"1"'))
     await daemon.reload()
     _, job, _ = await daemon.proc.request("POST", "/api/jobs", json={"task": "nap"})
-    for _ in range(200):
-        _, job, _ = await daemon.proc.request("GET", f"/api/jobs/{job['id']}")
-        if job["status"] == "running":
-            break
-        await asyncio.sleep(0.01)
+    job = await daemon.proc.job_reaching(job["id"], "running")
 
     daemon.write(NAP.replace('["sleep", "0.1"]', '["false"]'))
     await daemon.reload()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import signal
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
-from tests.daemon_proc import DaemonProcess
+from tests.daemon_proc import DaemonProcess, Daemons
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +42,7 @@ async def webhook(aiohttp_server: AiohttpServer) -> tuple[Webhook, str]:
 
 
 @pytest.fixture
-async def daemon(tmp_path: Path, webhook: tuple[Webhook, str]) -> AsyncIterator[DaemonProcess]:
+async def daemon(tmp_path: Path, webhook: tuple[Webhook, str], daemons: Daemons) -> DaemonProcess:
     _, url = webhook
     proc = DaemonProcess(
         tmp_path,
@@ -59,10 +58,7 @@ kill_grace = "1s"
 """,
         scheduler='shutdown_grace = "200ms"',
     )
-    await proc.start()
-    yield proc
-    if proc.proc is not None and proc.proc.poll() is None:
-        await proc.stop()
+    return await daemons.start(proc)
 
 
 STATUS_KEYS = {
@@ -198,11 +194,7 @@ async def test_bad_input_is_a_400_naming_the_field(daemon: DaemonProcess) -> Non
 
 async def test_sigterm_stops_cleanly_and_running_jobs_are_kept(daemon: DaemonProcess) -> None:
     _, job, _ = await daemon.request("POST", "/api/jobs", json={"task": "slow"})
-    for _ in range(100):
-        _, current, _ = await daemon.request("GET", f"/api/jobs/{job['id']}")
-        if current["status"] == "running":
-            break
-        await asyncio.sleep(0.02)
+    await daemon.job_reaching(job["id"], "running")
     assert await daemon.stop(signal.SIGTERM) == 0
     log = daemon.output()
     assert "interrupted" in log

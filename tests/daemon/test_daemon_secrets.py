@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 
-from scheduler.config.load import Config, TaskConfig, TaskKind
+from scheduler.config import Config, TaskConfig, TaskKind
 from scheduler.daemon.process import log_secrets
 from scheduler.observability.logs import setup_logging
 

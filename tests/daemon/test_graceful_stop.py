@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.daemon_proc import DaemonProcess
+from tests.daemon_proc import DaemonProcess, Daemons
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +20,7 @@ LATER = {"task": "short", "schedule": {"delay": "1h"}}
 
 
 @pytest.fixture
-async def daemon(tmp_path: Path) -> AsyncIterator[DaemonProcess]:
+async def daemon(tmp_path: Path, daemons: Daemons) -> DaemonProcess:
     proc = DaemonProcess(
         tmp_path,
         """
@@ -36,20 +35,12 @@ kill_grace = "1s"
 """,
         scheduler=f'shutdown_grace = "{GRACE}s"',
     )
-    await proc.start()
-    yield proc
-    if proc.proc is not None and proc.proc.poll() is None:
-        await proc.stop()
+    return await daemons.start(proc)
 
 
 async def running(daemon: DaemonProcess, task: str) -> str:
     _, job, _ = await daemon.request("POST", "/api/jobs", json={"task": task, "maxRetries": 0})
-    for _ in range(300):
-        _, job, _ = await daemon.request("GET", f"/api/jobs/{job['id']}")
-        if job["status"] == "running":
-            return str(job["id"])
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{task} never started: {job}")
+    return str((await daemon.job_reaching(job["id"], "running"))["id"])
 
 
 async def post_until_refused(daemon: DaemonProcess, answers: list[int | str]) -> None:

@@ -3,72 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-import socket
-import tempfile
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.daemon_proc import DaemonProcess
+from tests.daemon_proc import DaemonProcess, Daemons
+from tests.fakes import NotifySocket, is_ready
 
 pytestmark = pytest.mark.integration
-
-Message = dict[str, str]
-
-
-class NotifySocket:
-    """A datagram socket standing in for systemd's: records each message with its arrival."""
-
-    def __init__(self, sock: socket.socket, path: str) -> None:
-        self.sock = sock
-        self.path = path
-        self.messages: list[Message] = []
-
-    def poll(self) -> list[Message]:
-        while True:
-            try:
-                data = self.sock.recv(4096).decode()
-            except BlockingIOError:
-                return self.messages
-            fields = dict(line.split("=", 1) for line in data.splitlines() if line)
-            self.messages.append(fields)
-
-    async def wait_for(
-        self, wanted: Callable[[Message], bool], *, after: int = 0, within: float = 10.0
-    ) -> int:
-        """Index of the first message from ``after`` on that ``wanted`` accepts."""
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            for i, message in enumerate(self.poll()[after:], after):
-                if wanted(message):
-                    return i
-            await asyncio.sleep(0.01)
-        raise TimeoutError(f"no such message in {self.messages[after:]}")
-
-    def kinds(self, start: int = 0) -> list[str]:
-        """The messages' first keys (READY, WATCHDOG, STOPPING...), pings left out."""
-        return [next(iter(m)) for m in self.poll()[start:] if "WATCHDOG" not in m]
-
-
-def is_ready(message: Message) -> bool:
-    return message.get("READY") == "1"
-
-
-@contextlib.contextmanager
-def notify_socket() -> Iterator[NotifySocket]:
-    # A short directory: AF_UNIX paths are limited to 108 bytes, pytest's tmp_path may not be.
-    with (
-        tempfile.TemporaryDirectory(prefix="sdn") as directory,
-        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
-    ):
-        path = str(Path(directory) / "notify")
-        sock.bind(path)
-        sock.setblocking(False)
-        yield NotifySocket(sock, path)
 
 
 def under_systemd(proc: DaemonProcess, notify: NotifySocket, watchdog_usec: int) -> None:
@@ -79,13 +22,8 @@ def under_systemd(proc: DaemonProcess, notify: NotifySocket, watchdog_usec: int)
 
 
 @pytest.fixture
-def notify() -> Iterator[NotifySocket]:
-    with notify_socket() as sock:
-        yield sock
-
-
-@pytest.fixture
-async def daemon(tmp_path: Path) -> AsyncIterator[DaemonProcess]:
+async def daemon(tmp_path: Path, daemons: Daemons) -> DaemonProcess:
+    """Not started: a test puts it under systemd first."""
     proc = DaemonProcess(
         tmp_path,
         """
@@ -95,9 +33,7 @@ argv = ["sleep", "0.6"]
 """,
         scheduler='shutdown_grace = "5s"',
     )
-    yield proc
-    if proc.proc is not None and proc.proc.poll() is None:
-        await proc.stop()
+    return daemons.add(proc)
 
 
 async def test_ready_comes_after_recovery_and_once_healthz_answers(
@@ -161,11 +97,7 @@ async def test_sigterm_sends_stopping_first_and_pings_go_on_through_the_drain(
     under_systemd(daemon, notify, watchdog_usec=100_000)
     await daemon.start()
     _, job, _ = await daemon.request("POST", "/api/jobs", json={"task": "nap"})
-    for _ in range(200):
-        _, current, _ = await daemon.request("GET", f"/api/jobs/{job['id']}")
-        if current["status"] == "running":
-            break
-        await asyncio.sleep(0.01)
+    await daemon.job_reaching(job["id"], "running")
     start = len(notify.poll())
 
     assert await daemon.stop(signal.SIGTERM) == 0

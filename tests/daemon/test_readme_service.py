@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests import ROOT
+
 NOT_RUN_HERE = ("systemctl ", "journalctl ")
 COVERED_ELSEWHERE = {"status": "tests/cli/test_cli_status.py"}
 
@@ -44,6 +45,7 @@ def test_every_command_is_run_here_or_covered(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.integration
 def test_the_install_commands_work_as_shown(tmp_path: Path) -> None:
     prefix = {
         "/opt/scheduler": str(tmp_path / "opt" / "scheduler"),

@@ -18,9 +18,10 @@ import pytest
 
 from scheduler.api.server import FD_RESERVE, ServerLimits, connection_cap
 from scheduler.cli.main import DEFAULT_CONFIG
-from scheduler.config.load import SchedulerConfig
+from scheduler.config import SchedulerConfig
+from tests import ROOT
 
-UNIT = Path(__file__).resolve().parents[2] / "systemd" / "scheduler.service"
+UNIT = ROOT / "systemd" / "scheduler.service"
 INSTALLED_SCRIPT = "/opt/scheduler/.venv/bin/scheduler"
 MAX_EXPOSURE = 2.0
 _EXPOSURE = re.compile(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)")
@@ -143,18 +144,21 @@ def test_each_sandbox_line_that_can_break_a_job_says_so_above_it(directive: str)
     assert any("Breaks" in line for line in comment), f"{directive} has no 'Breaks' comment"
 
 
+@pytest.mark.integration
 def test_systemd_analyze_verify_prints_nothing(tmp_path: Path) -> None:
     result = _run("verify", str(_copy_with_real_script(tmp_path)))
 
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
+@pytest.mark.integration
 def test_systemd_analyze_verify_would_report_a_misspelt_directive(tmp_path: Path) -> None:
     result = _run("verify", str(_copy_with_real_script(tmp_path, "WatchdogSecs=30\n")))
 
     assert "WatchdogSecs" in result.stdout + result.stderr
 
 
+@pytest.mark.integration
 def test_the_security_exposure_is_at_most_two() -> None:
     result = _run("security", "--offline=true", str(UNIT))
 
@@ -162,6 +166,7 @@ def test_the_security_exposure_is_at_most_two() -> None:
     assert _exposure(result) <= MAX_EXPOSURE
 
 
+@pytest.mark.integration
 def test_an_unhardened_unit_would_score_above_two(tmp_path: Path) -> None:
     bare = tmp_path / "bare.service"
     bare.write_text("[Service]\nExecStart=/bin/true\n")

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from scheduler.config.load import Config, SchedulerConfig
+from scheduler.config import Config, SchedulerConfig
 from scheduler.engine.queue import TaskRuntime
 from scheduler.errors import DuplicateJob
 from scheduler.model import JobStatus, Outcome, RunResult
@@ -30,7 +30,9 @@ class Harness:
         self.sched = sched
         self.clock = clock
 
-    def task(self, name: str = "work", executor: Any = None, **limits: Any) -> RecordingExecutor:
+    def task(
+        self, name: str = "work", executor: RecordingExecutor | None = None, **limits: Any
+    ) -> RecordingExecutor:
         executor = executor or RecordingExecutor(self.clock)
         self.sched.runtimes[name] = TaskRuntime(executor, **limits)
         return executor
@@ -243,7 +245,7 @@ async def test_an_executor_that_raises_is_recorded_and_the_engine_goes_on(h: Har
         async def run(self, ctx: Any) -> RunResult:
             raise RuntimeError("executor bug")
 
-    h.task("broken", Broken())
+    h.sched.runtimes["broken"] = TaskRuntime(Broken())
     ex = h.task()
     bad = await h.create("broken", max_retries=0)
     await h.create()
@@ -426,3 +428,19 @@ async def test_an_engine_that_dies_is_reported_not_ignored(h: Harness) -> None:
     await h.clock.advance(61)
     assert len(reported) == 1
     assert "scan bug" in repr(reported[0])
+
+
+async def test_a_tasks_timeout_wins_over_the_general_default(h: Harness) -> None:
+    """``[retry] timeout`` is the default for jobs whose task gives none; a task's own
+    ``timeout`` wins over it, and a job's own over both."""
+    h = await started(h, Config(scheduler=SchedulerConfig(), default_timeout=3600.0))
+    ex = h.task(executor=RecordingExecutor(h.clock, duration=100.0), timeout=5.0)
+    plain = await h.create()
+    own = await h.create(timeout="2s")
+    await h.clock.advance(10)
+    assert [h.runs(job_id)[0].outcome for job_id in (plain, own)] == [Outcome.TIMEOUT] * 2
+    assert [h.runs(job_id)[0].error for job_id in (plain, own)] == [
+        "timed out after 5 s",
+        "timed out after 2 s",
+    ]
+    assert ex.calls

@@ -14,7 +14,7 @@ import pytest
 
 from scheduler.api.keys import Phase
 from scheduler.api.status import status_document
-from scheduler.config.load import Config, PersistenceConfig, SchedulerConfig, StaticJob
+from scheduler.config import Config, FsyncMode, PersistenceConfig, SchedulerConfig, StaticJob
 from scheduler.engine.queue import TaskRuntime
 from scheduler.model import JobStatus, Schedule, Source
 from scheduler.runtime.library import Scheduler
@@ -127,7 +127,7 @@ async def test_a_rule_that_ends_while_paused_finishes_on_resume(sched: Scheduler
 
 async def test_a_job_left_pending_with_no_next_run_is_finished_at_start(tmp_path: Path) -> None:
     clock = FakeClock(T0)
-    config = Config(persistence=PersistenceConfig(dir=str(tmp_path), fsync="never"))
+    config = Config(persistence=PersistenceConfig(dir=str(tmp_path), fsync=FsyncMode.NEVER))
     sched = Scheduler(config, clock=clock)
     sched.runtimes["work"] = TaskRuntime(RecordingExecutor(clock))
     await sched.start()
@@ -155,7 +155,7 @@ async def test_a_static_job_whose_rule_ended_stays_finished_across_restarts(
         schedule=Schedule(rrule="DTSTART:20261123T100000\nRRULE:FREQ=HOURLY;COUNT=3"),
     )
     config = Config(
-        persistence=PersistenceConfig(dir=str(tmp_path), fsync="never"),
+        persistence=PersistenceConfig(dir=str(tmp_path), fsync=FsyncMode.NEVER),
         scheduler=SchedulerConfig(retention=60.0),
         jobs=(static,),
     )
@@ -178,7 +178,7 @@ async def test_a_start_that_fails_after_recovery_lets_go_of_the_state_directory(
     broken = StaticJob(
         name="bad", task="missing-task", timezone="Asia/Seoul", schedule=Schedule(every=60.0)
     )
-    config = Config(persistence=PersistenceConfig(dir=str(tmp_path), fsync="never"))
+    config = Config(persistence=PersistenceConfig(dir=str(tmp_path), fsync=FsyncMode.NEVER))
     failing = Scheduler(msgspec.structs.replace(config, jobs=(broken,)), clock=clock)
     with pytest.raises(Exception, match="missing-task"):
         await failing.start()

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scheduler.config.load import Config, PersistenceConfig, SchedulerConfig
+from scheduler.config import Config, FsyncMode, PersistenceConfig, SchedulerConfig
 from scheduler.engine.queue import TaskRuntime
 from scheduler.executors.base import RunContext
 from scheduler.model import Change, JobStatus, Outcome, RunResult
@@ -181,10 +181,10 @@ async def play(case: Case) -> tuple[Meter, Scheduler, list[str]]:
         await clock.advance(at - elapsed)
         elapsed = at
         job_id = ids[index % len(ids)]
-        job = sched.service.get(job_id)
-        if action == "run" and job.status in (JobStatus.PENDING, JobStatus.RUNNING):
+        current = sched.service.get(job_id)
+        if action == "run" and current.status in (JobStatus.PENDING, JobStatus.RUNNING):
             await sched.service.run_now(job_id, force=True)
-        elif action == "pause-resume" and job.status is JobStatus.PENDING:
+        elif action == "pause-resume" and current.status is JobStatus.PENDING:
             await sched.service.pause(job_id)
             await sched.service.resume(job_id)
     await clock.advance(120.0 - elapsed)
@@ -278,7 +278,7 @@ async def limited(clock: FakeClock, meter: Meter, concurrency: int, **config: An
 
 async def test_runs_interrupted_by_a_restart_rerun_within_the_limit(tmp_path: Any) -> None:
     clock = FakeClock(T0)
-    persistence = PersistenceConfig(dir=str(tmp_path), fsync="never")
+    persistence = PersistenceConfig(dir=str(tmp_path), fsync=FsyncMode.NEVER)
     meter = Meter(clock)
     first = await limited(clock, meter, 6, persistence=persistence)
     await first.start()

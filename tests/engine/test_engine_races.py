@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from scheduler.config.load import Config, SchedulerConfig
+from scheduler.config import Config, SchedulerConfig
 from scheduler.engine.queue import TaskRuntime
 from scheduler.errors import InvalidState, JobNotFound
 from scheduler.model import Change, JobStatus, Outcome

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 
-from scheduler.config.load import Config, PersistenceConfig
+from scheduler.config import Config, PersistenceConfig
 from scheduler.model import JobStatus
 from scheduler.runtime.library import Scheduler
 

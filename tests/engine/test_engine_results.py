@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from scheduler.config.load import Config, PersistenceConfig
-from scheduler.engine.loop import storable_result
+from scheduler.config import Config, FsyncMode, PersistenceConfig
+from scheduler.engine.results import storable_result
 from scheduler.model import JobStatus
 from scheduler.runtime.library import Scheduler
 from tests.fakes import FakeClock
@@ -48,7 +48,7 @@ async def test_a_hostile_result_is_journalled_without_a_crash_and_survives_a_res
     tmp_path: Path, result: Any, note: str
 ) -> None:
     clock = FakeClock(T0)
-    config = Config(persistence=PersistenceConfig(dir=str(tmp_path), fsync="never"))
+    config = Config(persistence=PersistenceConfig(dir=str(tmp_path), fsync=FsyncMode.NEVER))
     sched = Scheduler(config, clock=clock)
 
     async def reply(payload: Any) -> Any:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from msgspec.structs import replace
 
-from scheduler.config.load import Config, SchedulerConfig
+from scheduler.config import Config, SchedulerConfig
 from scheduler.engine.queue import TaskRuntime
 from scheduler.model import Outcome, Schedule
 from scheduler.runtime.library import Scheduler
@@ -73,7 +73,7 @@ def setup(sched: Scheduler) -> tuple[FakeClock, RecordingExecutor]:
 def counting(sched: Scheduler, job_id: str) -> Counting:
     job = sched.service.get(job_id)
     wrapped = Counting(sched.engine.trigger(job))
-    sched.engine._triggers[job.id] = (job, wrapped)
+    sched.engine.triggers.seed(job, wrapped)
     return wrapped
 
 

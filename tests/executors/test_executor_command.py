@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from scheduler.config.load import TaskConfig, TaskKind
+from scheduler.config import TaskConfig, TaskKind
 from scheduler.executors import (
     CommandExecutor,
     build_executor,
@@ -27,6 +27,8 @@ from scheduler.executors.base import MAX_ERROR_CHARS
 from scheduler.executors.command import TAIL_BYTES
 from scheduler.model import Outcome, RunResult
 from tests.fakes import run_context
+
+pytestmark = pytest.mark.integration  # real commands: sh, sleep, python
 
 BASE_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "FROM_BASE": "base"}
 
@@ -70,7 +72,7 @@ def kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-async def test_it_writes_the_run_document_to_stdin_and_sets_the_environment():
+async def test_it_writes_the_run_document_to_stdin_and_sets_the_environment() -> None:
     script = (
         "import json, os, sys\n"
         "names = ['FROM_BASE', 'FROM_TASK', 'SCHEDULER_JOB_ID', 'SCHEDULER_WORKFLOW_ID',\n"
@@ -100,23 +102,23 @@ async def test_it_writes_the_run_document_to_stdin_and_sets_the_environment():
     }
 
 
-async def test_it_runs_in_the_configured_directory(tmp_path):
+async def test_it_runs_in_the_configured_directory(tmp_path: Path) -> None:
     result = await python("import os; print(os.getcwd())", cwd=str(tmp_path)).run(make_ctx())
     assert result.result == f"{tmp_path}\n"
 
 
-def test_the_job_environment_drops_the_named_variables():
+def test_the_job_environment_drops_the_named_variables() -> None:
     base = {"PATH": "/bin", "SCHEDULER_API_TOKEN": "s3cret", "HOME": "/root"}
     assert job_environment(base, drop=["SCHEDULER_API_TOKEN"]) == {"PATH": "/bin", "HOME": "/root"}
 
 
-async def test_it_reports_the_pid_at_start_and_none_once_reaped():
+async def test_it_reports_the_pid_at_start_and_none_once_reaped() -> None:
     pids: list[int | None] = []
     result = await python("import os; print(os.getpid())").run(make_ctx(report_pid=pids.append))
     assert pids == [int(result.result), None]
 
 
-async def test_only_a_bounded_tail_of_a_large_output_is_kept():
+async def test_only_a_bounded_tail_of_a_large_output_is_kept() -> None:
     script = (
         "import sys\n"
         "for i in range(20000):\n"
@@ -137,7 +139,7 @@ async def test_only_a_bounded_tail_of_a_large_output_is_kept():
     assert len(result.result.encode()) <= TAIL_BYTES + len("…".encode())
 
 
-async def test_a_nonzero_exit_is_a_retryable_error_quoting_stderr():
+async def test_a_nonzero_exit_is_a_retryable_error_quoting_stderr() -> None:
     script = "import sys; print('partial'); sys.stderr.write('disk full\\n'); sys.exit(7)"
     result = await python(script).run(make_ctx())
 
@@ -147,39 +149,39 @@ async def test_a_nonzero_exit_is_a_retryable_error_quoting_stderr():
     assert result.retryable is True
 
 
-async def test_an_exit_code_listed_in_no_retry_exit_codes_is_not_retried():
+async def test_an_exit_code_listed_in_no_retry_exit_codes_is_not_retried() -> None:
     result = await python("import sys; sys.exit(3)", no_retry_exit_codes=(3, 9)).run(make_ctx())
     assert result.error == "exit code 3"
     assert result.retryable is False
 
 
-async def test_a_process_killed_by_a_signal_says_which():
+async def test_a_process_killed_by_a_signal_says_which() -> None:
     result = await python("import os, signal; os.kill(os.getpid(), signal.SIGKILL)").run(make_ctx())
     assert result.outcome is Outcome.ERROR
     assert result.error == "killed by signal SIGKILL"
     assert result.retryable is True
 
 
-async def test_a_missing_executable_is_an_error_that_is_not_retried():
+async def test_a_missing_executable_is_an_error_that_is_not_retried() -> None:
     result = await command("/nonexistent/bin/tool", "--flag").run(make_ctx())
     assert result.outcome is Outcome.ERROR
     assert result.error == "cannot start '/nonexistent/bin/tool': No such file or directory"
     assert result.retryable is False
 
 
-async def test_a_missing_working_directory_is_named(tmp_path):
+async def test_a_missing_working_directory_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "gone"
     result = await command("true", cwd=str(missing)).run(make_ctx())
     assert result.error == f"cannot start 'true': No such file or directory: {missing}"
     assert result.retryable is False
 
 
-async def test_a_silent_success_has_no_result():
+async def test_a_silent_success_has_no_result() -> None:
     result = await command("true").run(make_ctx())
     assert result == RunResult(outcome=Outcome.SUCCESS)
 
 
-async def test_a_background_process_holding_the_output_does_not_hold_up_the_run():
+async def test_a_background_process_holding_the_output_does_not_hold_up_the_run() -> None:
     pids: list[int | None] = []
     # The leftover sleep holds stdout and stdin; the payload is larger than a pipe's buffer.
     executor = command("sh", "-c", "sleep 30 & echo done")
@@ -195,7 +197,7 @@ async def test_a_background_process_holding_the_output_does_not_hold_up_the_run(
     assert result.result == "done\n"
 
 
-async def test_cancel_stops_the_whole_process_group_including_grandchildren():
+async def test_cancel_stops_the_whole_process_group_including_grandchildren() -> None:
     pids: list[int | None] = []
     executor = command("sh", "-c", "sleep 30 & sleep 30", kill_grace=2.0)
     run = asyncio.create_task(executor.run(make_ctx(report_pid=pids.append)))
@@ -220,7 +222,7 @@ async def wait_for_members_of(pids: list[int | None], count: int) -> None:
     await wait_for_members(pgid, count)
 
 
-async def test_a_group_that_ignores_sigterm_is_killed_after_the_grace():
+async def test_a_group_that_ignores_sigterm_is_killed_after_the_grace() -> None:
     pids: list[int | None] = []
     executor = command("sh", "-c", "trap '' TERM; sleep 30 & sleep 30", kill_grace=0.3)
     run = asyncio.create_task(executor.run(make_ctx(report_pid=pids.append)))
@@ -237,7 +239,7 @@ async def test_a_group_that_ignores_sigterm_is_killed_after_the_grace():
     assert live_members(pgid) == []
 
 
-async def test_the_engines_timeout_stops_the_command():
+async def test_the_engines_timeout_stops_the_command() -> None:
     pids: list[int | None] = []
     executor = command("sh", "-c", "sleep 30 & sleep 30", kill_grace=1.0)
     started = time.monotonic()
@@ -252,19 +254,19 @@ async def test_the_engines_timeout_stops_the_command():
     assert pids[-1] is None
 
 
-def test_process_start_ticks_identify_a_running_process():
+def test_process_start_ticks_identify_a_running_process() -> None:
     ticks = process_start_ticks(os.getpid())
     assert isinstance(ticks, int)
     assert ticks > 0
     assert process_start_ticks(os.getpid()) == ticks
 
 
-def test_process_start_ticks_of_no_process_is_none():
+def test_process_start_ticks_of_no_process_is_none() -> None:
     pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
     assert process_start_ticks(pid_max + 1) is None
 
 
-async def test_a_stale_process_with_matching_start_ticks_is_stopped():
+async def test_a_stale_process_with_matching_start_ticks_is_stopped() -> None:
     proc = await asyncio.create_subprocess_exec("sleep", "30", start_new_session=True)
     ticks = process_start_ticks(proc.pid)
 
@@ -273,7 +275,7 @@ async def test_a_stale_process_with_matching_start_ticks_is_stopped():
 
 
 @pytest.mark.parametrize("recorded", ["other", None])
-async def test_a_process_that_cannot_be_identified_is_left_alone(recorded):
+async def test_a_process_that_cannot_be_identified_is_left_alone(recorded: str | None) -> None:
     proc = await asyncio.create_subprocess_exec("sleep", "30", start_new_session=True)
     try:
         ticks = process_start_ticks(proc.pid)
@@ -287,7 +289,7 @@ async def test_a_process_that_cannot_be_identified_is_left_alone(recorded):
         await proc.wait()
 
 
-async def test_a_stale_process_that_is_gone_is_not_stopped():
+async def test_a_stale_process_that_is_gone_is_not_stopped() -> None:
     proc = await asyncio.create_subprocess_exec("sleep", "30", start_new_session=True)
     ticks = process_start_ticks(proc.pid)
     assert ticks is not None
@@ -296,7 +298,7 @@ async def test_a_stale_process_that_is_gone_is_not_stopped():
     assert await stop_stale_process(proc.pid, ticks, 0.1) is False
 
 
-async def test_a_failure_after_the_start_is_an_error_and_stops_the_process():
+async def test_a_failure_after_the_start_is_an_error_and_stops_the_process() -> None:
     pids: list[int | None] = []
     executor = command("sleep", "30", kill_grace=1.0)
     result = await executor.run(make_ctx(payload=object(), report_pid=pids.append))
@@ -309,7 +311,7 @@ async def test_a_failure_after_the_start_is_an_error_and_stops_the_process():
     assert pids[-1] is None
 
 
-async def test_build_executor_makes_a_command_executor_with_the_base_environment():
+async def test_build_executor_makes_a_command_executor_with_the_base_environment() -> None:
     task = TaskConfig(kind=TaskKind.COMMAND, argv=("sh", "-c", "echo $FROM_BASE"))
     executor = build_executor("cmd", task, session=_no_session, env_base=BASE_ENV)
     result = await executor.run(make_ctx())

@@ -6,7 +6,7 @@ import asyncio
 import email.utils
 import functools
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -14,14 +14,15 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from scheduler.config.load import TaskConfig, TaskKind
-from scheduler.executors import HttpExecutor, build_executor, make_session
+from scheduler.config import TaskConfig, TaskKind
+from scheduler.executors import HttpExecutor, build_executor
 from scheduler.executors.http import parse_retry_after
 from scheduler.model import Outcome, RunResult
 from tests.fakes import run_context
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ServerFactory = Callable[..., Awaitable[TestServer]]
+Serve = Callable[[Handler], Awaitable[TestServer]]
 
 NOW = 1_800_000_000.0  # the fixed "now" of the fake clock
 
@@ -46,14 +47,7 @@ make_ctx = functools.partial(
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    client = make_session()
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-def serve(aiohttp_server: ServerFactory) -> Callable[[Handler], Awaitable[TestServer]]:
+def serve(aiohttp_server: ServerFactory) -> Serve:
     async def start(handler: Handler) -> TestServer:
         app = web.Application()
         app.router.add_route("*", "/hook", handler)
@@ -85,7 +79,9 @@ def respond(status: int, text: str = "", **kwargs: Any) -> Handler:
     return handler
 
 
-async def test_it_posts_the_run_document_with_an_idempotency_key(serve, session):
+async def test_it_posts_the_run_document_with_an_idempotency_key(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
     seen: dict[str, Any] = {}
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -112,7 +108,9 @@ async def test_it_posts_the_run_document_with_an_idempotency_key(serve, session)
     }
 
 
-async def test_configured_headers_replace_the_defaults_whatever_their_case(serve, session):
+async def test_configured_headers_replace_the_defaults_whatever_their_case(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
     seen: list[list[str]] = []
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -124,7 +122,7 @@ async def test_configured_headers_replace_the_defaults_whatever_their_case(serve
     assert seen == [["application/vnd.hook+json"]]
 
 
-async def test_it_sends_the_configured_method(serve, session):
+async def test_it_sends_the_configured_method(serve: Serve, session: aiohttp.ClientSession) -> None:
     methods: list[str] = []
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -139,19 +137,25 @@ async def test_it_sends_the_configured_method(serve, session):
     assert result.result is None
 
 
-async def test_a_json_response_is_the_parsed_result(serve, session):
+async def test_a_json_response_is_the_parsed_result(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
     server = await serve(respond_json({"done": 3, "ids": ["a"]}))
     result = await run_against(server, session)
     assert result.result == {"done": 3, "ids": ["a"]}
 
 
-async def test_a_text_response_is_the_text_result(serve, session):
+async def test_a_text_response_is_the_text_result(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
     server = await serve(respond(200, "accepted"))
     result = await run_against(server, session)
     assert result == RunResult(outcome=Outcome.SUCCESS, result="accepted")
 
 
-async def test_a_huge_response_is_cut_at_the_cap_without_reading_it_all(serve, session):
+async def test_a_huge_response_is_cut_at_the_cap_without_reading_it_all(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
     finished = asyncio.Event()
     wrote_everything = False
 
@@ -179,14 +183,18 @@ async def test_a_huge_response_is_cut_at_the_cap_without_reading_it_all(serve, s
     assert not wrote_everything
 
 
-async def test_a_cut_json_response_is_kept_as_marked_text(serve, session):
+async def test_a_cut_json_response_is_kept_as_marked_text(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
     server = await serve(respond_json({"items": list(range(1000))}))
     result = await run_against(server, session, max_response_bytes=20)
     assert result.result == '{"items": [0, 1, 2, … [truncated at 20 bytes]'
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 422])
-async def test_a_client_error_is_not_retried(serve, session, status):
+async def test_a_client_error_is_not_retried(
+    serve: Serve, session: aiohttp.ClientSession, status: int
+) -> None:
     server = await serve(respond(status, "bad field: email"))
     result = await run_against(server, session)
 
@@ -197,7 +205,9 @@ async def test_a_client_error_is_not_retried(serve, session, status):
 
 
 @pytest.mark.parametrize("status", [408, 429, 500, 502, 503])
-async def test_timeouts_throttling_and_server_errors_are_retried(serve, session, status):
+async def test_timeouts_throttling_and_server_errors_are_retried(
+    serve: Serve, session: aiohttp.ClientSession, status: int
+) -> None:
     server = await serve(respond(status, "try later"))
     result = await run_against(server, session)
 
@@ -207,7 +217,9 @@ async def test_timeouts_throttling_and_server_errors_are_retried(serve, session,
     assert f"HTTP {status}" in (result.error or "")
 
 
-async def test_the_error_quotes_a_short_excerpt_of_the_body(serve, session):
+async def test_the_error_quotes_a_short_excerpt_of_the_body(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
     server = await serve(respond(500, "line one\n\n   line two " + "y" * 5000))
     result = await run_against(server, session)
 
@@ -216,21 +228,27 @@ async def test_the_error_quotes_a_short_excerpt_of_the_body(serve, session):
     assert len(error) < 400
 
 
-async def test_retry_after_in_seconds_is_reported(serve, session):
+async def test_retry_after_in_seconds_is_reported(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
     server = await serve(respond(429, headers={"Retry-After": "120"}))
     result = await run_against(server, session)
     assert result.retry_after == 120.0
     assert result.retryable is True
 
 
-async def test_retry_after_as_an_http_date_is_reported_from_now(serve, session):
+async def test_retry_after_as_an_http_date_is_reported_from_now(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
     date = email.utils.formatdate(NOW + 90, usegmt=True)
     server = await serve(respond(503, headers={"Retry-After": date}))
     result = await run_against(server, session)
     assert result.retry_after == 90.0
 
 
-async def test_retry_after_is_ignored_on_other_statuses(serve, session):
+async def test_retry_after_is_ignored_on_other_statuses(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
     server = await serve(respond(500, headers={"Retry-After": "120"}))
     result = await run_against(server, session)
     assert result.retry_after is None
@@ -248,11 +266,13 @@ async def test_retry_after_is_ignored_on_other_statuses(serve, session):
         (None, None),
     ],
 )
-def test_retry_after_values(header, expected):
+def test_retry_after_values(header: str | None, expected: float | None) -> None:
     assert parse_retry_after(header, NOW) == expected
 
 
-async def test_a_redirect_is_not_followed_nor_retried(serve, session):
+async def test_a_redirect_is_not_followed_nor_retried(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
     server = await serve(respond(302, headers={"Location": "http://127.0.0.1:1/elsewhere"}))
     result = await run_against(server, session)
 
@@ -267,7 +287,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_a_refused_connection_is_a_retryable_error_without_secrets(session):
+async def test_a_refused_connection_is_a_retryable_error_without_secrets(
+    session: aiohttp.ClientSession,
+) -> None:
     url = f"http://127.0.0.1:{free_port()}/hook?token=s3cret"
     task = TaskConfig(kind=TaskKind.HTTP, url=url, headers={"Authorization": "Bearer hunter2"})
     result = await HttpExecutor("hook", task, session).run(make_ctx())
@@ -280,7 +302,9 @@ async def test_a_refused_connection_is_a_retryable_error_without_secrets(session
     assert "hunter2" not in error
 
 
-async def test_an_error_response_never_echoes_the_headers_or_query(serve, session):
+async def test_an_error_response_never_echoes_the_headers_or_query(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
     server = await serve(respond(500, "boom"))
     url = str(server.make_url("/hook").with_query(token="s3cret"))
     result = await run_against(server, session, url=url, headers={"Authorization": "Bearer x9"})
@@ -291,7 +315,9 @@ async def test_an_error_response_never_echoes_the_headers_or_query(serve, sessio
     assert "x9" not in error
 
 
-async def test_no_response_within_the_task_timeout_is_a_retryable_error(serve, session):
+async def test_no_response_within_the_task_timeout_is_a_retryable_error(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
     never = asyncio.Event()
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -306,7 +332,9 @@ async def test_no_response_within_the_task_timeout_is_a_retryable_error(serve, s
     assert "no complete response within 0.2s" in (result.error or "")
 
 
-async def test_the_engines_timeout_cancels_the_request(serve, session):
+async def test_the_engines_timeout_cancels_the_request(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
     never = asyncio.Event()
     arrived = asyncio.Event()
 
@@ -322,7 +350,9 @@ async def test_the_engines_timeout_cancels_the_request(serve, session):
     assert arrived.is_set()
 
 
-async def test_build_executor_creates_the_session_lazily_on_first_use(serve, session):
+async def test_build_executor_creates_the_session_lazily_on_first_use(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
     server = await serve(respond(200, "ok"))
     calls: list[int] = []
 

@@ -7,11 +7,12 @@ import collections
 import functools
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from scheduler.config.load import TaskConfig, TaskKind
+from scheduler.config import TaskConfig, TaskKind
 from scheduler.errors import ExecutorError, PermanentError
 from scheduler.executors import (
     PythonExecutor,
@@ -30,7 +31,7 @@ async def run(func: Any, **ctx_fields: Any) -> RunResult:
     return await PythonExecutor(func, task_name="py").run(make_ctx(**ctx_fields))
 
 
-async def test_a_sync_function_gets_the_payload_in_a_worker_thread():
+async def test_a_sync_function_gets_the_payload_in_a_worker_thread() -> None:
     loop_thread = threading.get_ident()
     seen: dict[str, Any] = {}
 
@@ -44,7 +45,7 @@ async def test_a_sync_function_gets_the_payload_in_a_worker_thread():
     assert seen["thread"] != loop_thread
 
 
-async def test_an_async_function_is_awaited_with_payload_and_context():
+async def test_an_async_function_is_awaited_with_payload_and_context() -> None:
     seen: dict[str, Any] = {}
 
     async def handler(payload: Any, ctx: TaskContext) -> str:
@@ -74,7 +75,7 @@ async def test_an_async_function_is_awaited_with_payload_and_context():
     }
 
 
-async def test_a_task_changing_its_payload_does_not_change_the_jobs_payload():
+async def test_a_task_changing_its_payload_does_not_change_the_jobs_payload() -> None:
     stored = {"items": [1, 2]}
 
     def handler(payload: Any, ctx: TaskContext) -> None:
@@ -86,12 +87,12 @@ async def test_a_task_changing_its_payload_does_not_change_the_jobs_payload():
     assert stored == {"items": [1, 2]}
 
 
-async def test_a_function_without_parameters_is_called_without_arguments():
+async def test_a_function_without_parameters_is_called_without_arguments() -> None:
     result = await run(lambda: 42)
     assert result.result == 42
 
 
-async def test_progress_from_the_worker_thread_is_delivered_on_the_loop():
+async def test_progress_from_the_worker_thread_is_delivered_on_the_loop() -> None:
     loop_thread = threading.get_ident()
     reports: list[tuple[float, str | None, int]] = []
 
@@ -113,7 +114,7 @@ async def test_progress_from_the_worker_thread_is_delivered_on_the_loop():
     ]
 
 
-async def test_progress_from_an_async_task_is_delivered_at_once():
+async def test_progress_from_an_async_task_is_delivered_at_once() -> None:
     reports: list[tuple[float, str | None]] = []
 
     async def handler(payload: Any, ctx: TaskContext) -> None:
@@ -124,7 +125,7 @@ async def test_progress_from_an_async_task_is_delivered_at_once():
     assert result.outcome is Outcome.SUCCESS
 
 
-async def test_progress_after_the_run_ended_is_ignored():
+async def test_progress_after_the_run_ended_is_ignored() -> None:
     reports: list[float] = []
     kept: list[TaskContext] = []
 
@@ -137,7 +138,7 @@ async def test_progress_after_the_run_ended_is_ignored():
 
 
 @pytest.mark.parametrize("percent", [float("nan"), float("inf")])
-async def test_a_non_finite_progress_fails_the_task_that_reports_it(percent):
+async def test_a_non_finite_progress_fails_the_task_that_reports_it(percent: float) -> None:
     def handler(payload: Any, ctx: TaskContext) -> None:
         ctx.progress(percent)
 
@@ -146,7 +147,7 @@ async def test_a_non_finite_progress_fails_the_task_that_reports_it(percent):
     assert (result.error or "").startswith("ValueError: progress percent must be finite")
 
 
-async def test_a_permanent_error_is_not_retried():
+async def test_a_permanent_error_is_not_retried() -> None:
     def handler(payload: Any) -> None:
         raise PermanentError("no such customer")
 
@@ -156,7 +157,7 @@ async def test_a_permanent_error_is_not_retried():
     )
 
 
-async def test_another_exception_is_a_retryable_error_naming_its_type():
+async def test_another_exception_is_a_retryable_error_naming_its_type() -> None:
     async def handler(payload: Any) -> None:
         raise ConnectionError("smtp down")
 
@@ -173,7 +174,9 @@ async def test_another_exception_is_a_retryable_error_naming_its_type():
     ],
 )
 @pytest.mark.parametrize("kind", ["sync", "async"])
-async def test_a_task_raising_a_base_exception_is_recorded_not_propagated(exc, error, kind):
+async def test_a_task_raising_a_base_exception_is_recorded_not_propagated(
+    exc: BaseException, error: str, kind: str
+) -> None:
     def sync_handler(payload: Any) -> None:
         raise exc
 
@@ -186,7 +189,7 @@ async def test_a_task_raising_a_base_exception_is_recorded_not_propagated(exc, e
     assert result.retryable is True
 
 
-async def test_a_cancelled_error_raised_by_the_task_itself_is_an_error():
+async def test_a_cancelled_error_raised_by_the_task_itself_is_an_error() -> None:
     async def handler(payload: Any) -> None:
         raise asyncio.CancelledError
 
@@ -195,7 +198,7 @@ async def test_a_cancelled_error_raised_by_the_task_itself_is_an_error():
     assert result.error == "CancelledError"
 
 
-async def test_cancelling_an_async_task_propagates():
+async def test_cancelling_an_async_task_propagates() -> None:
     started = asyncio.Event()
 
     async def handler(payload: Any) -> None:
@@ -209,7 +212,7 @@ async def test_cancelling_an_async_task_propagates():
         await running
 
 
-async def test_a_hung_sync_task_returns_control_on_timeout_and_finishes_in_the_background():
+async def test_a_hung_sync_task_returns_control_on_timeout_and_finishes_in_the_background() -> None:
     release = threading.Event()
     finished = threading.Event()
     reports: list[float] = []
@@ -232,7 +235,7 @@ async def test_a_hung_sync_task_returns_control_on_timeout_and_finishes_in_the_b
     assert reports == []
 
 
-async def test_a_result_that_is_not_json_is_kept_as_its_repr():
+async def test_a_result_that_is_not_json_is_kept_as_its_repr() -> None:
     class Receipt:
         def __repr__(self) -> str:
             return "<Receipt 7>"
@@ -241,21 +244,21 @@ async def test_a_result_that_is_not_json_is_kept_as_its_repr():
     assert result.result == "<Receipt 7>"
 
 
-async def test_a_json_result_is_stored_as_a_plain_copy():
-    value = {"ids": (1, 2)}
+async def test_a_json_result_is_stored_as_a_plain_copy() -> None:
+    value: dict[str, tuple[int, ...]] = {"ids": (1, 2)}
     result = await run(lambda payload: value)
     value["ids"] = (3,)
     assert result.result == {"ids": [1, 2]}
 
 
-async def test_a_huge_result_is_capped():
+async def test_a_huge_result_is_capped() -> None:
     result = await run(lambda payload: "x" * (MAX_RESULT_BYTES * 2))
     assert isinstance(result.result, str)
     assert result.result.endswith(f"… [truncated at {MAX_RESULT_BYTES} bytes]")
     assert len(result.result) < MAX_RESULT_BYTES + 40
 
 
-def test_resolve_callable_imports_module_and_attribute_path():
+def test_resolve_callable_imports_module_and_attribute_path() -> None:
     assert resolve_callable("json:dumps") is json.dumps
     assert resolve_callable("collections:OrderedDict.fromkeys") == (
         collections.OrderedDict.fromkeys
@@ -273,28 +276,30 @@ def test_resolve_callable_imports_module_and_attribute_path():
         ("json:__name__", "'__name__' is not callable"),
     ],
 )
-def test_resolve_callable_says_what_is_wrong(spec, message):
+def test_resolve_callable_says_what_is_wrong(spec: str, message: str) -> None:
     with pytest.raises(ExecutorError, match="callable") as caught:
         resolve_callable(spec)
     assert message in str(caught.value)
     assert caught.value.field == "callable"
 
 
-def test_resolve_callable_reports_a_module_that_fails_to_import(tmp_path, monkeypatch):
+def test_resolve_callable_reports_a_module_that_fails_to_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "broken_tasks_h3.py").write_text("raise RuntimeError('missing setting')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ExecutorError, match="RuntimeError: missing setting"):
         resolve_callable("broken_tasks_h3:run")
 
 
-def test_a_callable_needing_more_than_payload_and_ctx_is_rejected():
+def test_a_callable_needing_more_than_payload_and_ctx_is_rejected() -> None:
     def handler(payload: Any, ctx: Any, extra: Any) -> None: ...
 
     with pytest.raises(ExecutorError, match=r"\(payload\) or \(payload, ctx\)"):
         PythonExecutor(handler, task_name="py")
 
 
-async def test_build_executor_resolves_a_python_task_by_name():
+async def test_build_executor_resolves_a_python_task_by_name() -> None:
     task = TaskConfig(kind=TaskKind.PYTHON, callable="json:dumps")
     executor = build_executor("py", task, session=_no_session, env_base={})
     result = await executor.run(make_ctx(payload=[1, 2]))

@@ -5,8 +5,7 @@ reply nested ~980 levels deep stopped the daemon when the run's end was journall
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +17,15 @@ from aiohttp.test_utils import TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.config.load import Config, PersistenceConfig, TaskConfig, TaskKind
-from scheduler.executors import HttpExecutor, PythonExecutor, make_session
+from scheduler.checks import MAX_JSON_DEPTH, nested_deeper
+from scheduler.config import Config, FsyncMode, PersistenceConfig, TaskConfig, TaskKind
+from scheduler.executors import HttpExecutor, PythonExecutor
 from scheduler.executors.base import (
     MAX_ERROR_CHARS,
-    MAX_JSON_DEPTH,
     MAX_RESULT_BYTES,
     MAX_RETRY_AFTER,
     TOO_DEEP,
     bounded_result,
-    nested_deeper,
     sane_result,
 )
 from scheduler.executors.http import parse_retry_after
@@ -35,7 +33,7 @@ from scheduler.executors.python import MAX_PROGRESS_CHARS
 from scheduler.model import AddRun, JobStatus, Outcome, Run, RunResult
 from scheduler.persistence.codec import RecordCodec
 from scheduler.runtime.library import Scheduler
-from tests.fakes import FakeClock, run_context
+from tests.fakes import FakeClock, bare_context
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 NOW = 1_900_000_000.0
@@ -50,17 +48,6 @@ def deep(depth: int) -> Any:
 
 def deep_json(depth: int) -> bytes:
     return b"[" * depth + b"]" * depth
-
-
-make_ctx = functools.partial(
-    run_context,
-    fire_id="01JOB:1",
-    workflow_id=None,
-    workflow_name="w",
-    task="t",
-    fire=NOW,
-    timezone="UTC",
-)
 
 
 def encodes_in_a_run_record(value: Any, *, stack_depth: int = 300) -> bool:
@@ -180,13 +167,6 @@ def test_retry_after_is_clamped_to_a_day(header: str, seconds: float | None) -> 
 # --- the executors ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    client = make_session()
-    yield client
-    await client.close()
-
-
 async def serve_bytes(
     aiohttp_server: ServerFactory, body: bytes, status: int = 200, **headers: str
 ) -> str:
@@ -203,7 +183,7 @@ async def serve_bytes(
 
 async def call_hook(url: str, session: aiohttp.ClientSession) -> RunResult:
     task = TaskConfig(kind=TaskKind.HTTP, url=url, max_response_bytes=1024 * 1024)
-    return await HttpExecutor("hook", task, session).run(make_ctx())
+    return await HttpExecutor("hook", task, session).run(bare_context())
 
 
 @pytest.mark.parametrize(("depth", "status"), [(980, 200), (5000, 200), (980, 500)])
@@ -247,7 +227,7 @@ async def test_a_huge_retry_after_from_a_webhook_is_a_day(
 
 
 async def run_python(func: Any, **ctx: Any) -> RunResult:
-    return await PythonExecutor(func, task_name="py").run(make_ctx(**ctx))
+    return await PythonExecutor(func, task_name="py").run(bare_context(**ctx))
 
 
 async def test_a_python_task_returning_a_deep_value_gets_a_note() -> None:
@@ -288,7 +268,7 @@ async def test_a_deep_webhook_reply_is_journalled_as_a_note_and_survives_a_resta
 ) -> None:
     url = await serve_bytes(aiohttp_server, deep_json(980))
     config = Config(
-        persistence=PersistenceConfig(dir=str(tmp_path), fsync="never"),
+        persistence=PersistenceConfig(dir=str(tmp_path), fsync=FsyncMode.NEVER),
         tasks={"hook": TaskConfig(kind=TaskKind.HTTP, url=url)},
     )
     clock = FakeClock(NOW)

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -19,13 +18,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
-from scheduler.api.app import create_app
-from scheduler.api.keys import DaemonState, Phase
-from scheduler.config.load import Config, TaskConfig, TaskKind
+from scheduler.config import Config, TaskConfig, TaskKind
 from scheduler.executors import (
     CommandExecutor,
     HttpExecutor,
-    make_session,
     task_secrets,
 )
 from scheduler.executors.base import REDACTED, Secrets
@@ -33,7 +29,8 @@ from scheduler.executors.command import TAIL_BYTES, env_secrets
 from scheduler.executors.http import http_secrets
 from scheduler.model import Outcome
 from scheduler.runtime.library import Scheduler
-from tests.fakes import FakeClock, run_context
+from tests.api.harness import app_for
+from tests.fakes import FakeClock, bare_context
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 TOKEN = "tok-3b1f9e77c0d24a51"
@@ -41,17 +38,6 @@ API_KEY = "key-9f8e7d6c5b4a"
 PASSWORD = "hunter2-but-longer"
 BASIC = base64.b64encode(f"robot:{PASSWORD}".encode()).decode()
 SECRETS = (TOKEN, API_KEY, PASSWORD, BASIC)
-
-
-make_ctx = functools.partial(
-    run_context,
-    fire_id="01JOB:1",
-    workflow_id=None,
-    workflow_name="w",
-    task="t",
-    fire=None,
-    timezone="UTC",
-)
 
 
 def leaks(*texts: object) -> list[str]:
@@ -118,13 +104,6 @@ def test_task_secrets_gathers_them_for_the_logs_redactor() -> None:
 # --- the executors -------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    client = make_session()
-    yield client
-    await client.close()
-
-
 def echo(status: int, *, padding: int = 0, as_json: bool = False) -> web.Application:
     """A server that answers with the request's headers (and ``padding`` bytes first)."""
 
@@ -159,7 +138,7 @@ async def test_a_webhook_echoing_its_headers_gets_them_redacted(
 ) -> None:
     server = await aiohttp_server(echo(status, as_json=as_json))
     task = hook_task(str(server.make_url("/hook")))
-    result = await HttpExecutor("hook", task, session).run(make_ctx())
+    result = await HttpExecutor("hook", task, session).run(bare_context())
     assert result.outcome is (Outcome.SUCCESS if status == 200 else Outcome.ERROR)
     assert leaks(result.error, msgspec.json.encode(result.result)) == []
     assert REDACTED in str(result.result)
@@ -180,7 +159,7 @@ async def test_a_body_cut_inside_a_secret_leaves_no_part_of_it(
     server = await aiohttp_server(app)
     cap = len(prefix) + cut_inside
     task = hook_task(str(server.make_url("/hook")), max_response_bytes=cap)
-    result = await HttpExecutor("hook", task, session).run(make_ctx())
+    result = await HttpExecutor("hook", task, session).run(bare_context())
     value = f"Bearer {TOKEN}"[:cut_inside]
     visible = value.removeprefix("Bearer ")
     if len(visible) >= 4:  # a shorter part of a secret tells nothing
@@ -188,6 +167,7 @@ async def test_a_body_cut_inside_a_secret_leaves_no_part_of_it(
         assert visible not in str(result.error)
 
 
+@pytest.mark.integration  # runs a real command
 async def test_a_command_printing_its_secrets_gets_them_redacted() -> None:
     script = (
         'printf "%s\\n" "$API_TOKEN" "$DB_PASSWORD"; printf "token=%s\\n" "$API_TOKEN" >&2; exit 3'
@@ -197,12 +177,15 @@ async def test_a_command_printing_its_secrets_gets_them_redacted() -> None:
         argv=("/bin/sh", "-c", script),
         env={"API_TOKEN": TOKEN, "DB_PASSWORD": PASSWORD},
     )
-    result = await CommandExecutor("cmd", task, env_base={"PATH": "/usr/bin:/bin"}).run(make_ctx())
+    result = await CommandExecutor("cmd", task, env_base={"PATH": "/usr/bin:/bin"}).run(
+        bare_context()
+    )
     assert result.outcome is Outcome.ERROR
     assert result.error == f"exit code 3: token={REDACTED}"
     assert result.result == f"{REDACTED}\n{REDACTED}\n"
 
 
+@pytest.mark.integration  # runs a real command
 async def test_a_command_tail_cut_inside_a_secret_leaves_no_part_of_it() -> None:
     # stdout ends "...<TOKEN>" padded so that the kept tail starts in the middle of the token.
     pad = TAIL_BYTES - 7
@@ -210,7 +193,7 @@ async def test_a_command_tail_cut_inside_a_secret_leaves_no_part_of_it() -> None
     task = TaskConfig(
         kind=TaskKind.COMMAND, argv=(sys.executable, "-c", program), env={"API_TOKEN": TOKEN}
     )
-    result = await CommandExecutor("cmd", task, env_base={}).run(make_ctx())
+    result = await CommandExecutor("cmd", task, env_base={}).run(bare_context())
     assert result.outcome is Outcome.SUCCESS
     assert isinstance(result.result, str)
     assert result.result.startswith(f"…{REDACTED}y")
@@ -229,11 +212,8 @@ async def test_the_job_error_the_runs_and_the_log_never_show_the_secret(
     clock = FakeClock(1_900_000_000.0)
     sched = Scheduler(config, clock=clock, persistence=False, environ={})
     await sched.start()
-    state = DaemonState()
-    state.phase = Phase.RUNNING
-    state.loaded = True
     client: TestClient[web.Request, web.Application] = TestClient(
-        TestServer(create_app(sched, state, token=None, heartbeat=15.0), host="127.0.0.1")
+        TestServer(app_for(sched, token=None, heartbeat=15.0), host="127.0.0.1")
     )
     await client.start_server()
     try:

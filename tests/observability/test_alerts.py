@@ -4,7 +4,7 @@ and never a loop."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,12 +13,13 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
-from scheduler.config.load import AlertsConfig, Config, SchedulerConfig
-from scheduler.engine.queue import TaskRuntime
+from scheduler.config import AlertsConfig, Config, SchedulerConfig
 from scheduler.model import JobStatus
 from scheduler.observability.alerts import MIN_RUNS, Alerter, RunWindow, Threshold
 from scheduler.runtime.library import Scheduler
 from tests.fakes import FakeClock, RecordingExecutor, fail, ok
+from tests.observability import harness
+from tests.polling import until
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("Asia/Seoul")).timestamp()
 CHECK_INTERVAL = 15.0  # the Alerter's default
@@ -62,30 +63,12 @@ class Receiver:
         return [b for b, _, _ in self.got if alert is None or b["alert"] == alert]
 
 
-class Rig:
+class Rig(harness.Rig):
     def __init__(self, sched: Scheduler, clock: FakeClock, alerter: Alerter) -> None:
-        self.sched = sched
-        self.clock = clock
+        super().__init__(sched, clock)
         self.alerter = alerter
         assert isinstance(alerter.clock, AlerterClock)
         self.alerter_clock = alerter.clock
-
-    def task(self, executor: Any = None) -> RecordingExecutor:
-        executor = executor or RecordingExecutor(self.clock)
-        self.sched.runtimes["work"] = TaskRuntime(executor)
-        return executor
-
-    async def create(self, **kwargs: Any) -> str:
-        return (await self.sched.create_task("work", None, **kwargs)).id
-
-
-async def until(check: Callable[[], bool], limit: float = 3.0) -> None:
-    """Wait (briefly, for real: the alert travels over a socket) until ``check()`` holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not check():
-        assert loop.time() < deadline, "timed out waiting"
-        await asyncio.sleep(0.005)
 
 
 @pytest.fixture

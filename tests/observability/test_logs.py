@@ -23,18 +23,9 @@ from scheduler.observability.logs import (
     setup_logging,
 )
 
+pytestmark = pytest.mark.usefixtures("restore_root_logger")
+
 CANARY = "tok-CANARY-3f9a1c"
-
-
-@pytest.fixture(autouse=True)
-def _restore_root_logger() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
 
 
 @pytest.fixture

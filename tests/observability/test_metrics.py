@@ -5,40 +5,29 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 
-from scheduler.api import create_app
-from scheduler.api.keys import DaemonState, Phase
-from scheduler.config.load import Config, SchedulerConfig
-from scheduler.engine.queue import TaskRuntime
+from scheduler.config import Config, SchedulerConfig
+from scheduler.events import RunRecorded
 from scheduler.observability.metrics import SchedulerMetrics
 from scheduler.runtime.library import Scheduler
+from tests.api.harness import app_for
 from tests.fakes import FakeClock, RecordingExecutor, fail, ok
+from tests.observability import harness
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("Asia/Seoul")).timestamp()
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-class Rig:
+class Rig(harness.Rig):
     def __init__(self, sched: Scheduler, clock: FakeClock) -> None:
-        self.sched = sched
-        self.clock = clock
+        super().__init__(sched, clock)
         self.metrics = SchedulerMetrics(sched.store, sched.engine)
-
-    def task(self, executor: Any = None) -> RecordingExecutor:
-        executor = executor or RecordingExecutor(self.clock)
-        self.sched.runtimes["work"] = TaskRuntime(executor)
-        return executor
-
-    async def create(self, **kwargs: Any) -> str:
-        return (await self.sched.create_task("work", None, **kwargs)).id
 
     def scrape(self) -> Samples:
         body, _ = self.metrics.render()
@@ -173,13 +162,6 @@ async def test_process_metrics_are_exported(rig: Rig) -> None:
 # --- the route ---------------------------------------------------------------------------
 
 
-def app_for(sched: Scheduler) -> web.Application:
-    state = DaemonState()
-    state.phase = Phase.RUNNING
-    state.loaded = True
-    return create_app(sched, state)
-
-
 async def test_the_route_serves_the_prometheus_text_format(
     rig: Rig, aiohttp_client: AiohttpClient
 ) -> None:
@@ -207,12 +189,13 @@ async def test_the_route_speaks_openmetrics_when_asked(
 async def test_each_app_has_its_own_registry_and_detaches_on_cleanup(
     rig: Rig, aiohttp_client: AiohttpClient
 ) -> None:
-    listeners = len(rig.sched.engine.listeners)
+    hub = rig.sched.hub
+    before = len(hub._callbacks.get(RunRecorded, []))
     first = await aiohttp_client(app_for(rig.sched))
     second = await aiohttp_client(app_for(rig.sched))
-    assert len(rig.sched.engine.listeners) == listeners + 2
+    assert len(hub._callbacks[RunRecorded]) == before + 2
     assert (await first.get("/metrics")).status == 200
     assert (await second.get("/metrics")).status == 200
     await first.close()
     await second.close()
-    assert len(rig.sched.engine.listeners) == listeners
+    assert len(hub._callbacks.get(RunRecorded, [])) == before

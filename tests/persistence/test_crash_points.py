@@ -12,43 +12,24 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from scheduler.persistence.faults import ENV_VAR
-from tests.daemon_proc import DaemonProcess
-from tests.persistence.test_durability import (
+from tests import ROOT
+from tests.daemon_proc import DaemonProcess, Daemons
+from tests.persistence.harness import (
+    CRASH_POINTS,
     NOOP_TASK,
     Burst,
     all_jobs,
     by_marker,
-    configure,
     create_jobs,
-    reap,
-    until,
 )
+from tests.polling import until
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
-CRASH_POINTS = [
-    "journal.before_write",
-    "journal.after_write",
-    "journal.after_fsync",
-    "journal.rotate",
-    "snapshot.after_tmp_write",
-    "snapshot.after_rename",
-    "snapshot.before_cleanup",
-]
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    reap(started)
 
 
 def test_every_crash_point_in_the_code_is_exercised() -> None:
@@ -77,12 +58,12 @@ async def burst_until_dead(daemon: DaemonProcess) -> Burst:
 
 @pytest.mark.parametrize("point", CRASH_POINTS)
 async def test_a_crash_at_each_write_step_loses_nothing_acknowledged(
-    tmp_path: Path, daemons: list[DaemonProcess], point: str
+    tmp_path: Path, daemons: Daemons, point: str
 ) -> None:
     daemon = DaemonProcess(tmp_path, NOOP_TASK, fsync="always")
     daemons.append(daemon)
     # Snapshots every 500 ms: the rotate and snapshot points are reached during the burst.
-    configure(daemon, "persistence", 'snapshot_interval = "500ms"')
+    daemon.configure("persistence", 'snapshot_interval = "500ms"')
     await daemon.start()
     acked = await create_jobs(daemon, 10, "a")
     await until(lambda: list(daemon.state.glob("snapshot-*.snap")), "a snapshot generation")

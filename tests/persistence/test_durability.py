@@ -1,9 +1,5 @@
 """Durability through the real daemon: kill -9 during bursts of creates, damaged state, and jobs
-that were running when the process died.
-
-The harness here (``Burst``, ``all_jobs``, ``configure``, ``reap``, ``until``...) is shared with
-test_crash_points.py, test_full_disk.py and test_state_machine.py.
-"""
+that were running when the process died. The shared harness is in harness.py."""
 
 from __future__ import annotations
 
@@ -12,120 +8,32 @@ import contextlib
 import os
 import random
 import signal
-import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
-from scheduler.model import SetMeta
-from scheduler.persistence.journal import FsyncMode, Journal
-from tests.daemon_proc import DaemonProcess
+from tests.daemon_proc import DaemonProcess, Daemons, run_cli
+from tests.persistence.harness import (
+    CLIENTS,
+    NOOP_TASK,
+    Burst,
+    all_jobs,
+    by_marker,
+    create_jobs,
+    files_of,
+    job_status,
+)
+from tests.polling import until
 
 pytestmark = pytest.mark.integration
 
-CLIENTS = 16
 ROUNDS = 20
 SEED = 20260404
-#: Jobs that never come due during a test: what is stored for them does not change by itself.
-LATER = {"delay": "1d"}
-NOOP_TASK = """
-[tasks.noop]
-kind = "command"
-argv = ["true"]
-"""
-
-
-# --- the harness -------------------------------------------------------------------------------
-
-
-def configure(daemon: DaemonProcess, section: str, *lines: str) -> None:
-    """Add ``lines`` to a section DaemonProcess already wrote (TOML cannot reopen a table)."""
-    text = daemon.config.read_text()
-    header = f"[{section}]\n"
-    assert header in text, section
-    daemon.config.write_text(text.replace(header, header + "".join(f"{x}\n" for x in lines), 1))
-
-
-def reap(started: list[DaemonProcess]) -> None:
-    """Kill whatever daemon a test left running: none is ever left behind."""
-    for daemon in started:
-        if daemon.proc is not None and daemon.proc.poll() is None:
-            daemon.proc.kill()
-            daemon.proc.wait()
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[DaemonProcess]]:
-    """Daemons a test starts (see ``reap``)."""
-    started: list[DaemonProcess] = []
-    yield started
-    reap(started)
-
-
-@dataclass
-class Burst:
-    """``CLIENTS`` clients creating jobs as fast as the daemon answers, until it dies or stops.
-
-    Every create carries a unique marker (payload and ``uniqueKey``) and the burst's label as
-    its ``workflowId``, so one listing finds a burst's jobs. ``sent`` holds the marker of every
-    create put on the wire (answered or not), ``acked`` the id answered with 201 by marker.
-    Any other answer is recorded in ``refused``: a crash may only cut connections.
-    """
-
-    url: str
-    label: str
-    sent: set[str] = field(default_factory=set)
-    acked: dict[str, str] = field(default_factory=dict)
-    refused: list[tuple[int, Any]] = field(default_factory=list)
-    found: set[str] = field(default_factory=set)  # markers present after the restart
-
-    async def run(self, stop: asyncio.Event) -> None:
-        connector = aiohttp.TCPConnector(limit=CLIENTS)
-        timeout = aiohttp.ClientTimeout(total=10)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-            await asyncio.gather(*(self._client(http, n, stop) for n in range(CLIENTS)))
-
-    async def _client(self, http: aiohttp.ClientSession, client: int, stop: asyncio.Event) -> None:
-        n = 0
-        while not stop.is_set():
-            marker = f"{self.label}-{client}-{n}"
-            n += 1
-            self.sent.add(marker)
-            body = {"task": "noop", "schedule": LATER, "payload": {"m": marker},
-                    "workflowId": self.label, "uniqueKey": marker}  # fmt: skip
-            try:
-                async with http.post(self.url + "/api/jobs", json=body) as resp:
-                    answer = await resp.json(content_type=None)
-            except (aiohttp.ClientError, TimeoutError):
-                return  # the daemon died: this create may or may not have been written
-            if resp.status != 201:
-                self.refused.append((resp.status, answer))
-                return
-            self.acked[marker] = answer["id"]
-
-
-async def all_jobs(daemon: DaemonProcess, query: str = "") -> dict[str, dict[str, Any]]:
-    """Every job the daemon holds (matching ``query``), by id, read page by page."""
-    jobs: dict[str, dict[str, Any]] = {}
-    page = 1
-    while True:
-        status, body, _ = await daemon.request("GET", f"/api/jobs?limit=500&page={page}{query}")
-        assert status == 200, body
-        jobs.update((job["id"], job) for job in body["items"])
-        if page * 500 >= body["total"]:
-            assert len(jobs) == body["total"]
-            return jobs
-        page += 1
-
-
-def by_marker(jobs: dict[str, dict[str, Any]]) -> dict[str, str]:
-    return {job["payload"]["m"]: job_id for job_id, job in jobs.items()}
 
 
 @dataclass
@@ -211,7 +119,7 @@ Journal.commit = _commit_nothing
 
 @pytest.mark.timeout(120)  # 21 daemon starts: about 10 s on an idle machine
 async def test_every_acknowledged_create_survives_kill_9_during_bursts_of_16_clients(
-    tmp_path: Path, daemons: list[DaemonProcess]
+    tmp_path: Path, daemons: Daemons
 ) -> None:
     daemon = DaemonProcess(tmp_path, NOOP_TASK, fsync="always")
     daemons.append(daemon)
@@ -224,7 +132,7 @@ async def test_every_acknowledged_create_survives_kill_9_during_bursts_of_16_cli
 
 
 async def test_the_kill_harness_catches_a_daemon_that_acknowledges_before_writing(
-    tmp_path: Path, daemons: list[DaemonProcess]
+    tmp_path: Path, daemons: Daemons
 ) -> None:
     patch = tmp_path / "patch"
     patch.mkdir()
@@ -238,39 +146,8 @@ async def test_the_kill_harness_catches_a_daemon_that_acknowledges_before_writin
 # --- damage ---------------------------------------------------------------------------------------
 
 
-async def run_cli(*args: str, cwd: Path) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "scheduler", *args, cwd=cwd,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
-
-
-def files_of(directory: Path) -> dict[str, tuple[bytes, int, int]]:
-    """Every file's bytes, mtime and mode: proof that a refused start touched nothing."""
-    return {
-        p.name: (p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_mode)
-        for p in sorted(directory.iterdir())
-    }
-
-
-async def create_jobs(daemon: DaemonProcess, n: int, label: str = "j") -> dict[str, str]:
-    acked = {}
-    for i in range(n):
-        status, job, _ = await daemon.request(
-            "POST",
-            "/api/jobs",
-            json={"task": "noop", "schedule": LATER, "payload": {"m": f"{label}{i}"}},
-        )
-        assert status == 201, job
-        acked[f"{label}{i}"] = job["id"]
-    return acked
-
-
 async def with_jobs(
-    tmp_path: Path, daemons: list[DaemonProcess], count: int
+    tmp_path: Path, daemons: Daemons, count: int
 ) -> tuple[DaemonProcess, dict[str, str]]:
     """A started daemon (fsync "always") holding ``count`` acknowledged jobs."""
     daemon = DaemonProcess(tmp_path, NOOP_TASK, fsync="always")
@@ -286,7 +163,7 @@ async def assert_refused(daemon: DaemonProcess, tmp_path: Path, *expected: str) 
         ["check", "-c", str(daemon.config), "--state", str(daemon.state)],
         ["run", "-c", str(daemon.config)],
     ):
-        code, out = await run_cli(*args, cwd=tmp_path)
+        code, out, _ = await run_cli(*args, cwd=tmp_path)
         assert code == 65, out
         for text in expected:
             assert text in out, (args[0], out)
@@ -294,7 +171,7 @@ async def assert_refused(daemon: DaemonProcess, tmp_path: Path, *expected: str) 
 
 
 async def test_a_bit_flip_mid_journal_stops_check_and_run_with_65_naming_file_and_offset(
-    tmp_path: Path, daemons: list[DaemonProcess]
+    tmp_path: Path, daemons: Daemons
 ) -> None:
     daemon, _ = await with_jobs(tmp_path, daemons, 5)
     await daemon.kill()
@@ -306,7 +183,7 @@ async def test_a_bit_flip_mid_journal_stops_check_and_run_with_65_naming_file_an
 
 
 async def test_a_damaged_snapshot_without_an_older_generation_stops_check_and_run(
-    tmp_path: Path, daemons: list[DaemonProcess]
+    tmp_path: Path, daemons: Daemons
 ) -> None:
     daemon, _ = await with_jobs(tmp_path, daemons, 5)
     assert await daemon.stop() == 0  # the final snapshot is the only generation
@@ -317,13 +194,11 @@ async def test_a_damaged_snapshot_without_an_older_generation_stops_check_and_ru
     await assert_refused(daemon, tmp_path, f"{snapshot}: byte ", "no valid older snapshot")
 
 
-async def test_check_passes_a_healthy_state_directory(
-    tmp_path: Path, daemons: list[DaemonProcess]
-) -> None:
+async def test_check_passes_a_healthy_state_directory(tmp_path: Path, daemons: Daemons) -> None:
     daemon, _ = await with_jobs(tmp_path, daemons, 3)
     await daemon.kill()
     before = files_of(daemon.state)
-    code, out = await run_cli(
+    code, out, _ = await run_cli(
         "check", "-c", str(daemon.config), "--state", str(daemon.state), cwd=tmp_path
     )
     assert code == 0, out
@@ -332,7 +207,7 @@ async def test_check_passes_a_healthy_state_directory(
 
 
 async def test_a_torn_last_record_is_cut_with_a_broken_copy_and_the_daemon_starts(
-    tmp_path: Path, daemons: list[DaemonProcess]
+    tmp_path: Path, daemons: Daemons
 ) -> None:
     daemon, acked = await with_jobs(tmp_path, daemons, 4)
     await daemon.kill()
@@ -375,26 +250,6 @@ async def hook(aiohttp_server: AiohttpServer) -> AsyncIterator[tuple[HangingHook
     receiver.release.set()
 
 
-async def until(check: Callable[[], Any], what: str, within: float = 10.0) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while loop.time() < deadline:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def job_status(daemon: DaemonProcess, job_id: str) -> dict[str, Any]:
-    status, job, _ = await daemon.request("GET", f"/api/jobs/{job_id}")
-    assert status == 200, job
-    return dict(job)
-
-
 async def runs_of(daemon: DaemonProcess, job_id: str) -> list[dict[str, Any]]:
     status, body, _ = await daemon.request("GET", f"/api/jobs/{job_id}/runs")
     assert status == 200, body
@@ -408,7 +263,7 @@ def hook_daemon(tmp_path: Path, url: str) -> DaemonProcess:
 
 
 async def test_a_webhook_in_flight_at_a_crash_is_rerun_once_with_the_same_idempotency_key(
-    tmp_path: Path, daemons: list[DaemonProcess], hook: tuple[HangingHook, str]
+    tmp_path: Path, daemons: Daemons, hook: tuple[HangingHook, str]
 ) -> None:
     receiver, url = hook
     daemon = hook_daemon(tmp_path, url)
@@ -431,7 +286,7 @@ async def test_a_webhook_in_flight_at_a_crash_is_rerun_once_with_the_same_idempo
 
 
 async def test_under_on_crash_abandon_a_run_in_flight_is_recorded_interrupted_and_not_rerun(
-    tmp_path: Path, daemons: list[DaemonProcess], hook: tuple[HangingHook, str]
+    tmp_path: Path, daemons: Daemons, hook: tuple[HangingHook, str]
 ) -> None:
     receiver, url = hook
     daemon = hook_daemon(tmp_path, url)
@@ -500,7 +355,7 @@ def slow_daemon(tmp_path: Path) -> DaemonProcess:
     daemon = DaemonProcess(
         tmp_path, '\n[tasks.slow]\nkind = "command"\nargv = ["sleep", "30"]\n', fsync="always"
     )
-    configure(daemon, "scheduler", 'shutdown_grace = "100ms"')
+    daemon.configure("scheduler", 'shutdown_grace = "100ms"')
     return daemon
 
 
@@ -516,7 +371,7 @@ async def running_sleeper(daemon: DaemonProcess, sleepers: list[int]) -> int:
 
 
 async def test_a_command_left_running_by_a_crash_is_stopped_before_its_job_runs_again(
-    tmp_path: Path, daemons: list[DaemonProcess], sleepers: list[int]
+    tmp_path: Path, daemons: Daemons, sleepers: list[int]
 ) -> None:
     daemon = slow_daemon(tmp_path)
     daemons.append(daemon)
@@ -536,7 +391,7 @@ async def test_a_command_left_running_by_a_crash_is_stopped_before_its_job_runs_
 
 
 async def test_a_job_interrupted_by_three_crashes_in_a_row_is_quarantined(
-    tmp_path: Path, daemons: list[DaemonProcess], sleepers: list[int]
+    tmp_path: Path, daemons: Daemons, sleepers: list[int]
 ) -> None:
     daemon = slow_daemon(tmp_path)
     daemons.append(daemon)
@@ -551,35 +406,3 @@ async def test_a_job_interrupted_by_three_crashes_in_a_row_is_quarantined(
     assert "quarantined" in after["error"]
     assert [run["outcome"] for run in await runs_of(daemon, job["id"])] == ["interrupted"] * 3
     assert not any(alive(pid) for pid in sleepers)
-
-
-# --- group commit (unit level: the fault that made concurrent creates crawl) ---------------------
-
-
-@pytest.mark.timeout(10)
-async def test_a_commit_arriving_between_an_fsync_and_its_outcome_waits_instead_of_spinning(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A commit that starts after a worker's fsync finished but before the loop applied its
-    outcome must wait for it; awaiting the worker's (already done) future would never yield,
-    and the loop would spin in that commit forever."""
-    journal = await Journal.open(tmp_path, fsync=FsyncMode.ALWAYS, start_seq=0, on_fatal=print)
-    loop = asyncio.get_running_loop()
-    passes: list[asyncio.Future[None]] = []
-
-    def run_in_executor(executor: object, func: Callable[..., None], *args: object) -> object:
-        func(*args)  # the fsync pass itself; its completion is reported when the test says
-        passes.append(loop.create_future())
-        return passes[-1]
-
-    monkeypatch.setattr(loop, "run_in_executor", run_in_executor)
-    journal.append(SetMeta(paused=True))
-    first = asyncio.ensure_future(journal.commit())
-    await asyncio.sleep(0)
-    assert len(passes) == 1
-    second = asyncio.ensure_future(journal.commit())  # runs before the outcome is applied
-    passes[0].set_result(None)
-    await asyncio.wait_for(asyncio.gather(first, second), 5)
-    assert journal.synced_seq == 1
-    monkeypatch.undo()
-    await journal.close()

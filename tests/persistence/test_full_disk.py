@@ -12,34 +12,17 @@ need root and a mount; this works for any user and on any file system.
 from __future__ import annotations
 
 import resource
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.daemon_proc import DaemonProcess
-from tests.persistence.test_durability import (
-    LATER,
-    NOOP_TASK,
-    all_jobs,
-    by_marker,
-    configure,
-    job_status,
-    reap,
-    until,
-)
+from tests.daemon_proc import DaemonProcess, Daemons
+from tests.persistence.harness import LATER, NOOP_TASK, all_jobs, by_marker, job_status
 
 pytestmark = pytest.mark.integration
 
 UNLIMITED = resource.RLIM_INFINITY
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    reap(started)
 
 
 def limit_file_size(daemon: DaemonProcess, soft: int) -> None:
@@ -59,22 +42,20 @@ async def create(daemon: DaemonProcess, marker: str) -> tuple[int, dict[str, Any
 
 
 async def test_a_full_disk_answers_507_keeps_reads_and_runs_going_and_recovers_without_restart(
-    tmp_path: Path, daemons: list[DaemonProcess]
+    tmp_path: Path, daemons: Daemons
 ) -> None:
     daemon = DaemonProcess(
         tmp_path,
         NOOP_TASK + '\n[tasks.brief]\nkind = "command"\nargv = ["sleep", "1"]\n',
         fsync="always",
     )
-    configure(daemon, "persistence", 'snapshot_interval = "200ms"')  # snapshots fail too
+    daemon.configure("persistence", 'snapshot_interval = "200ms"')  # snapshots fail too
     daemons.append(daemon)
     await daemon.start()
     status, before = await create(daemon, "before")
     assert status == 201
     _, running, _ = await daemon.request("POST", "/api/jobs", json={"task": "brief"})
-    await until(
-        lambda: _status_is(daemon, str(running["id"]), "running"), "the brief command to run"
-    )
+    await daemon.job_reaching(str(running["id"]), "running")
 
     # Room for less than one more record: the next append is a short write, cut away again.
     size = segment(daemon).stat().st_size
@@ -93,9 +74,7 @@ async def test_a_full_disk_answers_507_keeps_reads_and_runs_going_and_recovers_w
     status, card, _ = await daemon.request("GET", "/api/scheduler")
     assert status == 200
     assert card["isRunning"] is True
-    await until(
-        lambda: _status_is(daemon, str(running["id"]), "completed"), "the running job to finish"
-    )
+    await daemon.job_reaching(str(running["id"]), "completed")
     status, _, _ = await daemon.request("GET", "/healthz")
     assert status == 200
     _, card, _ = await daemon.request("GET", "/api/scheduler")
@@ -110,7 +89,3 @@ async def test_a_full_disk_answers_507_keeps_reads_and_runs_going_and_recovers_w
     found = by_marker({k: v for k, v in (await all_jobs(daemon)).items() if v["task"] == "noop"})
     assert found == {"before": before["id"], "after": after["id"]}
     assert not list(daemon.state.glob("*.broken*"))  # no torn record was left behind
-
-
-async def _status_is(daemon: DaemonProcess, job_id: str, status: str) -> bool:
-    return bool((await job_status(daemon, job_id))["status"] == status)

@@ -16,15 +16,11 @@ from pathlib import Path
 import pytest
 
 from scheduler.errors import PersistenceError, StorageFull
-from scheduler.model import Job, PutJob, SetMeta
+from scheduler.model import PutJob, SetMeta
 from scheduler.persistence.journal import FsyncMode, Journal
 from scheduler.persistence.recovery import load_state
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def job(job_id: int, **fields: object) -> Job:
-    return Job(id=job_id, task="t", timezone="UTC", **fields)  # type: ignore[arg-type]
+from tests import ROOT
+from tests.fakes import job
 
 
 async def open_journal(
@@ -297,6 +293,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.integration
 def test_a_file_size_limit_is_storage_full_and_writes_resume_once_it_is_lifted(
     tmp_path: Path,
 ) -> None:
@@ -416,19 +413,16 @@ async def test_a_507_answer_names_no_path_of_the_state_directory(
     """End to end in process: the API's 507 for a full disk carries the generic message."""
     from aiohttp.test_utils import TestClient, TestServer
 
-    from scheduler.api.app import create_app
-    from scheduler.api.keys import DaemonState, Phase
-    from scheduler.config.load import Config, PersistenceConfig
+    from scheduler.config import Config, PersistenceConfig
     from scheduler.runtime.library import Scheduler
+    from tests.api.harness import app_for
 
     state_dir = tmp_path / "private-customer-dir"
-    config = Config(persistence=PersistenceConfig(dir=str(state_dir), fsync="never"))
+    config = Config(persistence=PersistenceConfig(dir=str(state_dir), fsync=FsyncMode.NEVER))
     sched = Scheduler(config, environ={})
     sched.register_task("t", lambda payload: None)
     await sched.start()
-    state = DaemonState()
-    state.phase, state.loaded = Phase.RUNNING, True
-    client = TestClient(TestServer(create_app(sched, state, token=None), host="127.0.0.1"))
+    client = TestClient(TestServer(app_for(sched, token=None), host="127.0.0.1"))
     await client.start_server()
     journal_fd = sched.persistence.journal._fd
     real_write = os.write
@@ -451,3 +445,35 @@ async def test_a_507_answer_names_no_path_of_the_state_directory(
         monkeypatch.undo()
         await client.close()
         await sched.stop(grace=0)
+
+
+# --- group commit (unit level: the fault that made concurrent creates crawl) ---------------------
+
+
+@pytest.mark.timeout(10)
+async def test_a_commit_arriving_between_an_fsync_and_its_outcome_waits_instead_of_spinning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit that starts after a worker's fsync finished but before the loop applied its
+    outcome must wait for it; awaiting the worker's (already done) future would never yield,
+    and the loop would spin in that commit forever."""
+    journal = await Journal.open(tmp_path, fsync=FsyncMode.ALWAYS, start_seq=0, on_fatal=print)
+    loop = asyncio.get_running_loop()
+    passes: list[asyncio.Future[None]] = []
+
+    def run_in_executor(executor: object, func: Callable[..., None], *args: object) -> object:
+        func(*args)  # the fsync pass itself; its completion is reported when the test says
+        passes.append(loop.create_future())
+        return passes[-1]
+
+    monkeypatch.setattr(loop, "run_in_executor", run_in_executor)
+    journal.append(SetMeta(paused=True))
+    first = asyncio.ensure_future(journal.commit())
+    await asyncio.sleep(0)
+    assert len(passes) == 1
+    second = asyncio.ensure_future(journal.commit())  # runs before the outcome is applied
+    passes[0].set_result(None)
+    await asyncio.wait_for(asyncio.gather(first, second), 5)
+    assert journal.synced_seq == 1
+    monkeypatch.undo()
+    await journal.close()

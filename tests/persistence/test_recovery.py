@@ -12,21 +12,14 @@ import msgspec
 import pytest
 
 from scheduler.errors import CorruptState, PersistenceError
-from scheduler.model import AddRun, Change, DeleteJob, Job, JobStatus, Outcome, PutJob, Run, SetMeta
+from scheduler.model import AddRun, Change, DeleteJob, Job, JobStatus, PutJob, Run, SetMeta
 from scheduler.persistence.codec import RecordCodec, frame
 from scheduler.persistence.journal import FsyncMode, Journal
 from scheduler.persistence.recovery import load_state, verify_state_dir
 from scheduler.persistence.snapshot import SnapshotState, write_snapshot
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def job(job_id: int, status: JobStatus = JobStatus.PENDING) -> Job:
-    return Job(id=job_id, task="t", timezone="UTC", status=status)
-
-
-def run(job_id: int, n: int) -> Run:
-    return Run(job_id=job_id, fire=float(n), attempt=1, outcome=Outcome.SUCCESS)
+from tests import ROOT
+from tests.fakes import job, run
+from tests.persistence.harness import CRASH_POINTS, DAMAGE, damage_snapshot, files_of
 
 
 def write_segment(directory: Path, first_seq: int, changes: list[Change]) -> Path:
@@ -42,11 +35,6 @@ def snapshot_state(
     return SnapshotState(
         jobs=jobs, runs=runs, meta=SetMeta(paused=False), last_seq=last_seq, next_id=100
     )
-
-
-def files_of(directory: Path) -> dict[str, tuple[bytes, int]]:
-    """Every file's bytes and mtime: proof that a failed start touched nothing."""
-    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(directory.iterdir())}
 
 
 def test_an_empty_or_missing_directory_recovers_to_an_empty_state(tmp_path: Path) -> None:
@@ -72,9 +60,9 @@ async def test_the_journal_after_the_snapshot_is_replayed_in_order(tmp_path: Pat
         tmp_path,
         2,  # this segment straddles the snapshot: records 2 and 3 are already in it
         [
-            PutJob(job(2, JobStatus.RUNNING)),
+            PutJob(job(2, status=JobStatus.RUNNING)),
             PutJob(job(9)),
-            PutJob(job(1, JobStatus.COMPLETED)),  # 4: replaces job 1
+            PutJob(job(1, status=JobStatus.COMPLETED)),  # 4: replaces job 1
             DeleteJob(2),  # 5: removes job 2 and its runs
             *[AddRun(run(1, n)) for n in range(1, 5)],  # 6..9: history keeps the newest 3
             PutJob(job(7)),
@@ -82,7 +70,7 @@ async def test_the_journal_after_the_snapshot_is_replayed_in_order(tmp_path: Pat
         ],
     )
     recovered = load_state(tmp_path, history=3)
-    assert recovered.jobs == {1: job(1, JobStatus.COMPLETED), 7: job(7)}
+    assert recovered.jobs == {1: job(1, status=JobStatus.COMPLETED), 7: job(7)}
     assert recovered.runs == {1: [run(1, 2), run(1, 3), run(1, 4)]}
     assert recovered.meta == SetMeta(paused=True)
     assert recovered.last_seq == 11
@@ -200,25 +188,6 @@ def test_a_record_of_a_newer_format_stops_the_start(tmp_path: Path) -> None:
         load_state(tmp_path)
 
 
-def _damage(path: Path, how: str) -> None:
-    data = path.read_bytes()
-    if how == "body-bit":
-        data = data[:100] + bytes([data[100] ^ 0x40]) + data[101:]
-    elif how == "truncated":
-        data = data[:-7]
-    elif how == "magic":
-        data = b"NOTASNAP" + data[8:]
-    elif how == "future-version":
-        data = data[:8] + (9).to_bytes(4, "little") + data[12:]
-    else:
-        assert how == "empty"
-        data = b""
-    path.write_bytes(data)
-
-
-DAMAGE = ["body-bit", "truncated", "magic", "future-version", "empty"]
-
-
 async def _two_generations(directory: Path) -> tuple[Path, Path]:
     """Snapshots at 2 and 4 with the journal kept back to the older one, as in operation."""
     journal = await Journal.open(
@@ -240,7 +209,7 @@ async def test_a_damaged_snapshot_falls_back_to_the_previous_generation(
     tmp_path: Path, how: str
 ) -> None:
     older, newer = await _two_generations(tmp_path)
-    _damage(newer, how)
+    newer.write_bytes(damage_snapshot(newer.read_bytes(), how))
     assert verify_state_dir(tmp_path) == []
     recovered = load_state(tmp_path)
     assert sorted(recovered.jobs) == [1, 2, 3, 4, 5, 6]
@@ -255,7 +224,7 @@ async def test_a_damaged_snapshot_without_an_older_generation_stops_the_start(
 ) -> None:
     older, newer = await _two_generations(tmp_path)
     older.unlink()
-    _damage(newer, how)
+    newer.write_bytes(damage_snapshot(newer.read_bytes(), how))
     before = files_of(tmp_path)
     with pytest.raises(CorruptState, match=rf"{newer}: byte \d+: .*no valid older snapshot"):
         load_state(tmp_path)
@@ -295,16 +264,6 @@ async def main():
 asyncio.run(main())
 """
 
-CRASH_POINTS = [
-    "journal.before_write",
-    "journal.after_write",
-    "journal.after_fsync",
-    "journal.rotate",
-    "snapshot.after_tmp_write",
-    "snapshot.after_rename",
-    "snapshot.before_cleanup",
-]
-
 
 def _child(directory: Path, crash_at: str | None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "SCHEDULER_CRASH_AT"}
@@ -322,6 +281,7 @@ def _child(directory: Path, crash_at: str | None) -> subprocess.CompletedProcess
 
 
 @pytest.mark.parametrize("point", CRASH_POINTS)
+@pytest.mark.integration
 def test_a_crash_at_each_write_step_leaves_a_recoverable_directory(
     tmp_path: Path, point: str
 ) -> None:

@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from scheduler.errors import CorruptState, PersistenceError, StorageFull
-from scheduler.model import Job, Outcome, PutJob, Run, SetMeta
+from scheduler.model import PutJob, SetMeta
 from scheduler.persistence import snapshot as snapshot_module
 from scheduler.persistence.journal import FsyncMode, Journal
 from scheduler.persistence.snapshot import (
@@ -21,20 +21,14 @@ from scheduler.persistence.snapshot import (
     verify_snapshot,
     write_snapshot,
 )
-
-
-def job(job_id: int) -> Job:
-    return Job(id=job_id, task="t", timezone="UTC", payload={"n": job_id})
-
-
-def run(job_id: int, n: int) -> Run:
-    return Run(job_id=job_id, fire=float(n), attempt=1, outcome=Outcome.SUCCESS)
+from tests.fakes import job, run
+from tests.persistence.harness import damage_snapshot
 
 
 def state(
     n_jobs: int, last_seq: int, *, runs_per_job: int = 2, paused: bool = False
 ) -> SnapshotState:
-    jobs = [job(i) for i in range(1, n_jobs + 1)]
+    jobs = [job(i, payload={"n": i}) for i in range(1, n_jobs + 1)]
     return SnapshotState(
         jobs=jobs,
         runs={j.id: tuple(run(j.id, k) for k in range(runs_per_job)) for j in jobs},
@@ -121,21 +115,6 @@ async def test_a_snapshot_that_does_not_read_back_is_removed_and_the_old_one_kep
     assert names(tmp_path) == ["snapshot-00000000000000000001.snap"]
 
 
-def _damage(data: bytes, how: str) -> bytes:
-    if how == "body-bit":
-        flipped = bytearray(data)
-        flipped[len(data) // 2] ^= 0x04
-        return bytes(flipped)
-    if how == "truncated":
-        return data[: len(data) - 10]
-    if how == "magic":
-        return b"XCHEDSNP" + data[8:]
-    if how == "future-version":
-        return data[:8] + (snapshot_module.SNAPSHOT_VERSION + 1).to_bytes(4, "little") + data[12:]
-    assert how == "empty"
-    return b""
-
-
 DAMAGE = {
     "body-bit": r"byte \d+: checksum mismatch",
     "truncated": r"byte \d+: snapshot is truncated",
@@ -150,7 +129,7 @@ async def test_a_damaged_snapshot_is_reported_with_file_and_offset(
     tmp_path: Path, how: str, message: str
 ) -> None:
     info = await write_snapshot(tmp_path, state(30, last_seq=9))
-    info.path.write_bytes(_damage(info.path.read_bytes(), how))
+    info.path.write_bytes(damage_snapshot(info.path.read_bytes(), how))
     with pytest.raises(CorruptState, match=rf"{info.path}: {message}"):
         load_snapshot(info.path)
     with pytest.raises(CorruptState, match=rf"{info.path}: {message}"):

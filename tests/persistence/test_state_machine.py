@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
 from tests.daemon_proc import DaemonProcess
-from tests.persistence.test_durability import NOOP_TASK, all_jobs, configure
+from tests.persistence.harness import NOOP_TASK, all_jobs
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]  # ~25 daemon starts
 
@@ -50,7 +50,7 @@ SHARED: list[DaemonProcess] = []  # the daemon of this module's test, set by ``s
 @pytest.fixture(scope="module", autouse=True)
 def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     daemon = DaemonProcess(tmp_path_factory.mktemp("machine"), NOOP_TASK, fsync="always")
-    configure(daemon, "persistence", 'snapshot_interval = "250ms"')
+    daemon.configure("persistence", 'snapshot_interval = "250ms"')
     SHARED.append(daemon)
     yield
     SHARED.remove(daemon)

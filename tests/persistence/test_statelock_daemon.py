@@ -5,38 +5,16 @@ running with its files untouched; ``kill -9`` frees the directory at once; ``sch
 
 from __future__ import annotations
 
-import asyncio
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from scheduler.persistence.statelock import LOCK_NAME
-from tests.daemon_proc import DaemonProcess, free_port
+from tests.daemon_proc import DaemonProcess, Daemons, free_port, run_cli
+from tests.persistence.harness import LATER, NOOP_TASK, files_of
 
 pytestmark = pytest.mark.integration
-
-NOOP = '[tasks.noop]\nkind = "command"\nargv = ["true"]\n'
-LATER = {"delay": "1h"}
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for daemon in started:
-        if daemon.proc is not None and daemon.proc.poll() is None:
-            daemon.proc.kill()
-            daemon.proc.wait()
-
-
-def files_of(directory: Path) -> dict[str, tuple[bytes, int, int]]:
-    return {
-        p.name: (p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_mode)
-        for p in sorted(directory.iterdir())
-    }
 
 
 def second_config(first: DaemonProcess, root: Path) -> Path:
@@ -48,21 +26,8 @@ def second_config(first: DaemonProcess, root: Path) -> Path:
     return config
 
 
-async def run_cli(*args: str, cwd: Path) -> tuple[int, str, float]:
-    started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "scheduler", *args, cwd=cwd,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), time.monotonic() - started
-
-
-async def started_daemon(tmp_path: Path, daemons: list[DaemonProcess]) -> DaemonProcess:
-    daemon = DaemonProcess(tmp_path, NOOP)
-    daemons.append(daemon)
-    await daemon.start()
+async def started_daemon(tmp_path: Path, daemons: Daemons) -> DaemonProcess:
+    daemon = await daemons.start(DaemonProcess(tmp_path, NOOP_TASK))
     status, body, _ = await daemon.request(
         "POST", "/api/jobs", json={"task": "noop", "schedule": LATER}
     )
@@ -71,7 +36,7 @@ async def started_daemon(tmp_path: Path, daemons: list[DaemonProcess]) -> Daemon
 
 
 async def test_a_second_daemon_on_the_same_directory_exits_at_once_naming_dir_and_pid(
-    tmp_path: Path, daemons: list[DaemonProcess]
+    tmp_path: Path, daemons: Daemons
 ) -> None:
     first = await started_daemon(tmp_path, daemons)
     assert first.proc is not None
@@ -92,7 +57,7 @@ async def test_a_second_daemon_on_the_same_directory_exits_at_once_naming_dir_an
 
 
 async def test_after_kill_9_a_new_daemon_starts_at_once_on_the_directory(
-    tmp_path: Path, daemons: list[DaemonProcess]
+    tmp_path: Path, daemons: Daemons
 ) -> None:
     daemon = await started_daemon(tmp_path, daemons)
     assert daemon.proc is not None
@@ -110,7 +75,7 @@ async def test_after_kill_9_a_new_daemon_starts_at_once_on_the_directory(
 
 @pytest.mark.parametrize("with_config", [True, False], ids=["with-c", "state-only"])
 async def test_check_on_a_live_directory_says_who_has_it_and_still_verifies_it(
-    tmp_path: Path, daemons: list[DaemonProcess], with_config: bool
+    tmp_path: Path, daemons: Daemons, with_config: bool
 ) -> None:
     daemon = await started_daemon(tmp_path, daemons)
     assert daemon.proc is not None
@@ -130,7 +95,7 @@ async def test_check_on_a_live_directory_says_who_has_it_and_still_verifies_it(
 
 
 async def test_check_on_a_live_but_damaged_directory_still_reports_the_damage(
-    tmp_path: Path, daemons: list[DaemonProcess]
+    tmp_path: Path, daemons: Daemons
 ) -> None:
     daemon = await started_daemon(tmp_path, daemons)
     status, _, _ = await daemon.request("POST", "/api/jobs", json={"task": "noop"})
@@ -146,7 +111,7 @@ async def test_check_on_a_live_but_damaged_directory_still_reports_the_damage(
 
 
 async def test_the_same_config_started_twice_is_refused_for_its_state_first(
-    tmp_path: Path, daemons: list[DaemonProcess]
+    tmp_path: Path, daemons: Daemons
 ) -> None:
     """What a second ``make run`` does: the state lock is taken before the port is bound, so
     the answer names the directory and the pid that holds it, not a busy port."""

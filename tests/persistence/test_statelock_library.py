@@ -25,7 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.config.load import Config, FsyncMode, PersistenceConfig
+from scheduler.config import Config, FsyncMode, PersistenceConfig
 from scheduler.errors import CorruptState, PersistenceError
 from scheduler.persistence import manager, statelock
 from scheduler.persistence.manager import Persistence
@@ -33,19 +33,20 @@ from scheduler.persistence.recovery import load_state
 from scheduler.persistence.statelock import LOCK_NAME, StateLock, holder
 from scheduler.runtime.library import Scheduler
 from scheduler.store import Store
+from tests import ROOT
 from tests.fakes import FakeClock
+from tests.persistence.harness import files_of
 
-ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_900_000_000.0
 
 # A child that holds a directory the way a running scheduler does, then waits to be killed.
 HOLDER = """
 import asyncio, sys
-from scheduler.config.load import Config, FsyncMode, PersistenceConfig
+from scheduler.config import Config, FsyncMode, PersistenceConfig
 from scheduler.runtime.library import Scheduler
 
 async def main():
-    sched = Scheduler(Config(persistence=PersistenceConfig(dir=sys.argv[1], fsync="never")),
+    sched = Scheduler(Config(persistence=PersistenceConfig(dir=sys.argv[1], fsync=FsyncMode.NEVER)),
                       environ={})
     await sched.start()
     print("ready", flush=True)
@@ -68,14 +69,6 @@ sys.stdin.read()
 def scheduler(directory: Path) -> Scheduler:
     config = Config(persistence=PersistenceConfig(dir=str(directory), fsync=FsyncMode.NEVER))
     return Scheduler(config, clock=FakeClock(T0), environ={})
-
-
-def files_of(directory: Path) -> dict[str, tuple[bytes, int, int]]:
-    """Every file's bytes, mtime and mode: proof that a refused start touched nothing."""
-    return {
-        p.name: (p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_mode)
-        for p in sorted(directory.iterdir())
-    }
 
 
 def damage_newest_snapshot(directory: Path) -> None:
@@ -134,6 +127,7 @@ async def test_a_second_scheduler_in_this_process_is_refused_and_the_first_is_un
     await third.stop()
 
 
+@pytest.mark.integration
 async def test_a_scheduler_in_another_process_is_named_by_its_pid_and_kill_9_frees_the_dir(
     tmp_path: Path, children: list[subprocess.Popen[str]]
 ) -> None:
@@ -153,6 +147,7 @@ async def test_a_scheduler_in_another_process_is_named_by_its_pid_and_kill_9_fre
     await mine.stop()
 
 
+@pytest.mark.integration
 def test_a_holder_that_has_not_written_its_pid_yet_is_named_from_the_kernels_table(
     tmp_path: Path, children: list[subprocess.Popen[str]]
 ) -> None:
@@ -193,7 +188,7 @@ def test_the_lock_file_is_private_and_holds_the_pid(tmp_path: Path) -> None:
 
 async def test_snapshots_never_touch_the_lock_file(tmp_path: Path) -> None:
     persistence = Persistence(
-        tmp_path, fsync="never", batch_interval=0.01, snapshot_interval=3600, store=Store()
+        tmp_path, fsync=FsyncMode.NEVER, batch_interval=0.01, snapshot_interval=3600, store=Store()
     )
     await persistence.open()
     inode = (tmp_path / LOCK_NAME).stat().st_ino
@@ -232,7 +227,7 @@ async def test_an_open_cancelled_while_recovery_runs_does_not_keep_the_lock(
 
     monkeypatch.setattr(manager, "load_state", slow_load)
     persistence = Persistence(
-        tmp_path, fsync="never", batch_interval=0.01, snapshot_interval=3600, store=Store()
+        tmp_path, fsync=FsyncMode.NEVER, batch_interval=0.01, snapshot_interval=3600, store=Store()
     )
     opening = asyncio.create_task(persistence.open())
     await asyncio.to_thread(entered.wait, 10)

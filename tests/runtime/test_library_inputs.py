@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from scheduler.config.load import Config, PersistenceConfig
+from scheduler.config import Config, PersistenceConfig
 from scheduler.errors import InvalidInput
 from scheduler.runtime.library import Scheduler
 

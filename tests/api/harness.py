@@ -1,9 +1,11 @@
-"""Shared harness for the HTTP API tests (no tests of its own).
+"""The in-process HTTP API that tests talk to (no tests of its own).
 
 ``running_api()`` builds a Scheduler on a FakeClock with a few python tasks, starts it, wraps it
-in ``create_app`` and an in-process aiohttp test client bound to 127.0.0.1. Each test module
-turns it into a fixture. ``Api.state()`` captures everything a request could change, so tests
-can assert that a bad request changed nothing.
+in ``create_app`` and an in-process aiohttp test client bound to 127.0.0.1. The ``api`` fixture
+(tests/conftest.py) is that, with the options of the ``api_options`` fixture, which a module
+overrides to change them. ``Api.state()`` captures everything a request could change, so tests
+can assert that a bad request changed nothing. ``app_for`` is the app alone, for a test that
+brings its own Scheduler; ``Stream`` reads ``GET /api/events``.
 """
 
 from __future__ import annotations
@@ -12,16 +14,16 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
 import msgspec
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from scheduler.api.app import create_app
 from scheduler.api.keys import DaemonState, Phase
-from scheduler.config.load import Config, SchedulerConfig, ServerConfig, StaticJob
+from scheduler.config import Config, SchedulerConfig, ServerConfig, StaticJob
 from scheduler.runtime.library import Scheduler
 from tests.fakes import FakeClock
 
@@ -32,6 +34,31 @@ TOKEN = "canary-7f3a9c-token-value"
 
 def seoul(instant: float) -> str:
     return datetime.fromtimestamp(instant, SEOUL).isoformat(timespec="milliseconds")
+
+
+class ApiOptions(TypedDict, total=False):
+    """What ``running_api`` takes; the ``api_options`` fixture returns one."""
+
+    token: str | None
+    host: str
+    cors_origins: tuple[str, ...]
+    heartbeat: float
+    phase: Phase
+    queue_size: int | None
+    static_jobs: tuple[StaticJob, ...]
+
+
+def daemon_state(phase: Phase = Phase.RUNNING) -> DaemonState:
+    """The daemon's state as the app sees it once the scheduler has loaded its jobs."""
+    state = DaemonState()
+    state.phase = phase
+    state.loaded = True
+    return state
+
+
+def app_for(sched: Scheduler, **options: Any) -> web.Application:
+    """``create_app`` for a running daemon, with ``options`` (token, heartbeat...)."""
+    return create_app(sched, daemon_state(), **options)
 
 
 class Api:
@@ -115,6 +142,44 @@ class Api:
         )
 
 
+class Stream:
+    """Reads an event stream block by block (a block ends at a blank line)."""
+
+    def __init__(self, resp: ClientResponse) -> None:
+        self.resp = resp
+
+    async def block(self) -> dict[str, Any] | None:
+        fields: dict[str, Any] = {}
+        comments: list[str] = []
+        while True:
+            line = await asyncio.wait_for(self.resp.content.readline(), 2.0)
+            if not line:
+                return None  # the server ended the stream
+            text = line.decode().rstrip("\r\n")
+            if not text:
+                if fields or comments:
+                    return {**fields, "comments": comments}
+                continue
+            if text.startswith(":"):
+                comments.append(text[1:].strip())
+                continue
+            key, _, value = text.partition(": ")
+            fields[key] = value
+
+    async def next(self) -> dict[str, Any] | None:
+        """The next event, skipping heartbeats, ``data`` decoded; None at the end."""
+        while (block := await self.block()) is not None:
+            if "event" in block:
+                block["data"] = msgspec.json.decode(block["data"])
+                return block
+        return None
+
+    async def event(self) -> dict[str, Any]:
+        event = await self.next()
+        assert event is not None, "the stream ended"
+        return event
+
+
 @asynccontextmanager
 async def running_api(
     *,
@@ -135,9 +200,7 @@ async def running_api(
     sched = Scheduler(config, clock=clock, persistence=False, environ={})
     if queue_size is not None:
         sched.hub._queue_size = queue_size  # a tiny queue to provoke an overflow
-    state = DaemonState()
-    state.phase = phase
-    state.loaded = True
+    state = daemon_state(phase)
     app = create_app(sched, state, token=token, heartbeat=heartbeat)
     client: TestClient[web.Request, web.Application] = TestClient(TestServer(app, host="127.0.0.1"))
     api = Api(client, sched, clock, state, token)
