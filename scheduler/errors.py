@@ -103,6 +103,14 @@ class NotReady(SchedulerError):
     code = "unavailable"
 
 
+class Unavailable(NotReady):
+    """Something the scheduler needs cannot be reached now (cluster mode: the database), so
+    the change was not made; the client may try again. A NotReady, so the API answers 503
+    with ``Retry-After`` like any other moment the daemon cannot take a change."""
+
+    code = "unavailable"
+
+
 class ConfigError(SchedulerError):
     """config.toml is invalid. ``problems`` holds one line per problem."""
 

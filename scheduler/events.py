@@ -16,11 +16,18 @@ cursor; one that falls more than ``queue_size`` records behind the newest (or ou
 dropped and told so, so a slow client can never grow the daemon's memory nor make a publisher
 wait. The same ring lets an SSE client resume with ``Last-Event-ID``. A record's wire form
 (JSON) is encoded once, however many streams send it.
+
+In cluster mode the ring is fed from outside (``Hub(relayed=True)``): the cluster feed
+publishes every node's streamed records with the database's global sequence number as their id
+(``publish(event, id=seq)``), so a client can resume on any node; records published there
+without an id reach the in-process subscribers only (each node logs, counts and alerts on what
+it did itself). :func:`from_wire` turns a stored record back into a typed one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -132,6 +139,38 @@ STREAMED: tuple[type[Event], ...] = (
 )
 EVENT_TYPES = tuple(kind.name for kind in STREAMED if kind.name is not None)
 
+
+class RelayedJobCreated(Event, frozen=True, gc=False, kw_only=True):
+    """``job-created`` read back from its wire form (the cluster feed): the job's document as
+    it was at creation. The Job cannot be rebuilt from it, and rendering the job as it is now
+    would send another node's client a different event than the first node's got."""
+
+    name: ClassVar[str | None] = "job-created"
+    document: dict[str, Any]
+
+    def data(self) -> dict[str, Any]:
+        return self.document
+
+
+#: Wire name -> the record it is read back as.
+_FROM_WIRE: dict[str, type[Event]] = {
+    **{kind.name: kind for kind in STREAMED if kind.name is not None},
+    "job-created": RelayedJobCreated,
+}
+
+
+def from_wire(type_: str, job_id: int | None, data: dict[str, Any]) -> Event | None:
+    """The typed record whose ``name`` is ``type_`` and whose ``data()`` is ``data``; None for
+    a name this version does not know (a newer node wrote it). Keys it does not know are left
+    out; raises msgspec.ValidationError when a known key has the wrong type."""
+    kind = _FROM_WIRE.get(type_)
+    if kind is None:
+        return None
+    if kind is RelayedJobCreated:
+        return RelayedJobCreated(job_id=job_id, document=data)
+    return msgspec.convert({**data, "job_id": job_id}, kind)
+
+
 E = TypeVar("E", bound=Event)
 _encode = msgspec.json.Encoder().encode
 
@@ -198,8 +237,13 @@ class Subscription:
 
 
 class Hub:
-    def __init__(self, *, buffer: int = 1000, queue_size: int = 1000) -> None:
-        self._next = 1  # the id the next streamed record gets
+    def __init__(
+        self, *, buffer: int = 1000, queue_size: int = 1000, relayed: bool = False
+    ) -> None:
+        #: The ring holds only records relayed with an id from outside (cluster mode).
+        self.relayed = relayed
+        self._next = 1  # the id the next streamed record gets (relayed: one past the newest)
+        self._dropped = 0  # the id of the newest record that left the ring
         self._recent: deque[Published] = deque(maxlen=buffer)
         self._subs: set[Subscription] = set()
         self._callbacks: dict[type[Event], list[Callable[[Any], None]]] = {}
@@ -235,27 +279,48 @@ class Hub:
 
     def wants(self, kind: type[Event]) -> bool:
         """Whether a record of ``kind`` has anyone to go to (else producers skip it)."""
+        if self.relayed:  # streams get what the feed relays, not what this node publishes
+            return kind in self._callbacks
         return kind in self._callbacks or (self.active and kind.name is not None)
 
-    def publish(self, event: Event) -> None:
+    def publish(self, event: Event, *, id: int | None = None) -> None:
+        """Hand ``event`` to its subscribers. With ``id`` (a relayed hub only: the cluster's
+        global sequence number), it is a streamed record another node's subscribers already
+        had: it goes to the streams only, under that id, and only if it is newer than every
+        record relayed before (a repeat is dropped, so ids on a stream always rise)."""
+        if id is not None:
+            assert self.relayed, "ids come from outside only on a relayed hub"
+            assert event.name is not None, "only streamed records are relayed"
+            if id >= self._next:
+                self._append(Published(id, event))
+            return
         for callback in self._callbacks.get(type(event), ()):
             callback(event)
-        if event.name is not None:
-            self._recent.append(Published(self._next, event))
-            self._next += 1
-            if self._subs:
-                self._wake()
+        if event.name is not None and not self.relayed:
+            self._append(Published(self._next, event))
+
+    def _append(self, item: Published) -> None:
+        ring = self._recent
+        if ring.maxlen is not None and len(ring) >= ring.maxlen:
+            self._dropped = ring[0].id if ring else item.id
+        ring.append(item)
+        self._next = item.id + 1
+        if self._subs:
+            self._wake()
 
     # --- streams -------------------------------------------------------------------------
 
     def stream(self, job_id: int | None = None, *, last_id: int | None = None) -> Subscription:
         """A stream from the next record on, or (``last_id``) from the first record after that
         one that the ring still holds. An id from before a restart (ids start again at 1)
-        resumes from the next record, not from a future that never comes."""
+        resumes from the next record, not from a future that never comes. On a relayed hub ids
+        are global and never restart: an id this node has not relayed yet is one another node
+        sent first, and the stream resumes after it when it arrives here."""
         cursor = self._next
         if last_id is not None and last_id < self._next:
-            oldest = self._recent[0].id if self._recent else self._next
-            cursor = max(last_id + 1, oldest)
+            cursor = max(last_id + 1, self._dropped + 1)
+        elif last_id is not None and self.relayed:
+            cursor = last_id + 1
         sub = Subscription(self, job_id, cursor)
         self._subs.add(sub)
         self.active = True
@@ -274,16 +339,24 @@ class Hub:
         ring = self._recent
         if sub.cursor >= self._next:
             return []
-        oldest = ring[0].id if ring else self._next
-        if sub.cursor < oldest or self._next - sub.cursor > self._queue_size:
+        start = self._position(sub.cursor)
+        if sub.cursor <= self._dropped or len(ring) - start > self._queue_size:
             sub.overflowed = True
             self.unsubscribe(sub)
             return None
-        batch = list(itertools.islice(ring, sub.cursor - oldest, None))
+        batch = list(itertools.islice(ring, start, None))
         sub.cursor = self._next
         if sub.job_id is not None:
             batch = [item for item in batch if item.event.job_id == sub.job_id]
         return batch
+
+    def _position(self, cursor: int) -> int:
+        """The ring index of the first record whose id is ``cursor`` or more. Local ids follow
+        each other; relayed ones have holes (rolled-back or pruned sequence numbers)."""
+        ring = self._recent
+        if not self.relayed:
+            return cursor - ring[0].id if ring else 0
+        return bisect.bisect_left(ring, cursor, key=_id_of)
 
     async def changed(self) -> None:
         """Return after the next publish (or unsubscribe, or shutdown)."""
@@ -299,3 +372,7 @@ class Hub:
     def close_all(self) -> None:
         for sub in list(self._subs):
             sub.close()
+
+
+def _id_of(item: Published) -> int:
+    return item.id

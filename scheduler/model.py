@@ -272,6 +272,10 @@ class Job(msgspec.Struct, frozen=True, gc=False, kw_only=True, omit_defaults=Tru
     pause_reason: str | None = None
     pid: int | None = None  # a command task's process, journalled so recovery can stop it
     pid_started: int | None = None  # its start time in clock ticks (/proc/PID/stat), vs pid reuse
+    #: Cluster mode, a recurring job's rerun of ``fire`` after its node died: where its
+    #: schedule continues after the rerun (other nodes handled the instants up to it while the
+    #: run was thought in flight); ``inf``: nowhere (its rule ended). None: after ``fire``.
+    resume_grid: float | None = None
 
     @property
     def type(self) -> JobType:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import gc
 import heapq
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Protocol
 
 from scheduler.errors import DuplicateJob
@@ -239,7 +239,9 @@ class Store:
         else:
             self.paused = change.paused
 
-    def load(self, jobs: dict[int, Job], runs: dict[int, Iterable[Run]], *, paused: bool) -> None:
+    def load(
+        self, jobs: dict[int, Job], runs: Mapping[int, Iterable[Run]], *, paused: bool
+    ) -> None:
         """Fill an empty store from recovered state in bulk: one pass that groups ids for the
         indexes and collects keys and wake times (written out inline: this loop runs a million
         times at a restart; the counts come from the groups' sizes), then one heapify per heap.
@@ -254,7 +256,9 @@ class Store:
             if collecting:
                 gc.enable()
 
-    def _load(self, jobs: dict[int, Job], runs: dict[int, Iterable[Run]], *, paused: bool) -> None:
+    def _load(
+        self, jobs: dict[int, Job], runs: Mapping[int, Iterable[Run]], *, paused: bool
+    ) -> None:
         self.jobs = jobs
         grouped: dict[Key, list[int]] = {}
         workflows: dict[str, int | list[int]] = {}

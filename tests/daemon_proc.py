@@ -182,8 +182,8 @@ class Daemons(list[DaemonProcess]):
                 try:
                     await daemon.stop()
                 except TimeoutError:
-                    slow.append(daemon.url)
-        assert not slow, f"daemons that did not stop on SIGTERM in time (killed): {slow}"
+                    slow.append(f"{daemon.url}:\n{daemon.output()[-3000:]}")
+        assert not slow, "daemons that did not stop on SIGTERM in time (killed): " + "\n".join(slow)
 
 
 class Exit(NamedTuple):

@@ -11,12 +11,13 @@ Layers, low to high. A module may import its own layer or a lower one, never a h
        5   core            store, index, events, views
        6   persistence/
        7   engine/
-       8   service
+       8   service/
        9   observability/
-      10   runtime/
-      11   api/
-      12   daemon/
-      13   cli/
+      10   cluster/
+      11   runtime/
+      12   api/
+      13   daemon/
+      14   cli/
 
 A name ending in ``/`` is a subpackage (all of its modules); the others are modules at the top
 of ``scheduler/``. ``scheduler/__init__.py`` (the package's facade) and
@@ -26,7 +27,10 @@ Every import counts: at the top of a module, inside a function, and under
 ``if TYPE_CHECKING:`` (a deferred or type-only import is still a dependency on the shape of
 the higher layer). The graph also has no cycle, between modules or between the units of the
 table; and ``import scheduler.config`` does not load aiohttp, so the CLI's ``check`` and
-``next`` and anything else that only reads a config stay light.
+``next`` and anything else that only reads a config stay light. Cluster mode (``cluster/``: the
+PostgreSQL backend, which ``runtime/`` chooses, hence below it) is the only user of its
+optional driver, and nothing outside it imports it at module level, so the single box never
+loads psycopg.
 
 The table above is the one the tests use: it is parsed from this docstring.
 """
@@ -227,11 +231,11 @@ def cycles(edges: Mapping[str, set[str]]) -> list[list[str]]:
 # --- the table holds ---------------------------------------------------------------------------
 
 
-def test_the_table_parses_into_fourteen_layers() -> None:
-    assert sorted({layer.number for layer in LAYERS.values()}) == list(range(14))
+def test_the_table_parses_into_fifteen_layers() -> None:
+    assert sorted({layer.number for layer in LAYERS.values()}) == list(range(15))
     assert LAYERS["model"] == Layer(0, "vocabulary")
     assert LAYERS["engine"] == Layer(7, "engine/")
-    assert LAYERS["service"] == Layer(8, "service")
+    assert LAYERS["service"] == Layer(8, "service/")
 
 
 def test_every_module_is_in_the_layer_table() -> None:
@@ -287,6 +291,32 @@ def test_no_import_cycle_between_units_of_the_table() -> None:
     found = cycles(edges)
     assert not found, "import cycles between units of the table:\n  " + "\n  ".join(
         " <-> ".join(cycle) for cycle in found
+    )
+
+
+#: The optional packages of cluster mode (``pip install 'scheduler[cluster]'``).
+CLUSTER_DRIVER = frozenset({"psycopg", "psycopg_pool"})
+
+
+def test_only_cluster_modules_import_the_postgresql_driver() -> None:
+    outside = [
+        f"{imp.where()}: {imp.source} -> {imp.target}"
+        for imp in imports()
+        if imp.target.split(".")[0] in CLUSTER_DRIVER and unit_of(imp.source) != "cluster"
+    ]
+    assert not outside, "psycopg imported outside scheduler/cluster/:\n  " + "\n  ".join(outside)
+
+
+def test_nothing_outside_cluster_imports_it_at_module_level() -> None:
+    eager = [
+        f"{imp.where()}: {imp.source} -> {imp.target}"
+        for imp in internal(imports())
+        if imp.runtime
+        and imp.target.startswith("scheduler.cluster")
+        and unit_of(imp.source) != "cluster"
+    ]
+    assert not eager, "cluster mode imported at module level (import it where used):\n  " + (
+        "\n  ".join(eager)
     )
 
 

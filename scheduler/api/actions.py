@@ -40,9 +40,9 @@ async def run_job(request: web.Request) -> web.Response:
         check_can_wait(request)
     done = await service.run_now(job_id, force=force)
     if not wait:
-        return json_response(job_json(service.get(job_id)), status=202)
+        return json_response(job_json(await service.fetch(job_id)), status=202)
     run = await done
-    job = service.get(job_id)
+    job = await service.fetch(job_id)
     return json_response({**job_json(job), "run": run_json(run, job.timezone)})
 
 
@@ -61,7 +61,7 @@ async def pause_job(request: web.Request) -> web.Response:
     admitting(request)
     service = request.app[SCHEDULER].service
     job_id = request.match_info["id"]
-    job = service.get(job_id)
+    job = await service.fetch(job_id)
     raw = await read_object(request, optional=True)
     fields = read_fields(
         raw, {"until": _nullable(expect_instant(job.timezone)), "reason": _nullable(expect_reason)}
@@ -95,7 +95,7 @@ async def retry_job(request: web.Request) -> web.Response:
 async def job_runs(request: web.Request) -> web.Response:
     """The kept run history, newest first."""
     service = request.app[SCHEDULER].service
-    job = service.get(request.match_info["id"])
+    job = await service.fetch(request.match_info["id"])
     runs = service.runs(job)
     items = [run_json(run, job.timezone) for run in reversed(runs)]
     return json_response({"items": items, "total": len(items)})
@@ -105,7 +105,7 @@ async def job_runs(request: web.Request) -> web.Response:
 async def job_next(request: web.Request) -> web.Response:
     """The next ``n`` run times, each in UTC and in the job's zone."""
     service = request.app[SCHEDULER].service
-    job = service.get(request.match_info["id"])
+    job = await service.fetch(request.match_info["id"])
     n = query_int(request, "n", 10, minimum=1, maximum=MAX_NEXT)
     items = [
         {

@@ -18,7 +18,8 @@ from scheduler.api.inputs import (
 from scheduler.api.keys import SCHEDULER
 from scheduler.checks import expect_choice
 from scheduler.ids import encode
-from scheduler.model import JobStatus, JobType, Run, Source
+from scheduler.jobspec import JobSpec
+from scheduler.model import Job, JobStatus, JobType, Run, Source
 from scheduler.views import job_json, run_json
 
 routes = web.RouteTableDef()
@@ -75,7 +76,7 @@ async def create_job(request: web.Request) -> web.Response:
     if done is None:
         return json_response(job_json(job), status=201, headers=location)
     run = await done
-    job = sched.service.get(encode(job.id))
+    job = await sched.service.fetch(encode(job.id))
     return json_response(
         {**job_json(job), "run": run_json(run, job.timezone)}, status=201, headers=location
     )
@@ -84,7 +85,7 @@ async def create_job(request: web.Request) -> web.Response:
 @routes.get("/api/jobs/{id}")
 async def get_job(request: web.Request) -> web.Response:
     sched = request.app[SCHEDULER]
-    return json_response(job_json(sched.service.get(request.match_info["id"])))
+    return json_response(job_json(await sched.service.fetch(request.match_info["id"])))
 
 
 @routes.patch("/api/jobs/{id}")
@@ -93,11 +94,13 @@ async def patch_job(request: web.Request) -> web.Response:
     admitting(request)
     sched = request.app[SCHEDULER]
     job_id = request.match_info["id"]
-    job = sched.service.get(job_id)
+    await sched.service.fetch(job_id)  # 404 before the body is read
     patch = await read_object(request)
-    merged = merge_patch(job, patch)
-    spec = sched.parse_input(merged)
-    return json_response(job_json(await sched.service.modify(job_id, spec)))
+
+    def merged(job: Job) -> JobSpec:  # applied to the job as it is when the change is made
+        return sched.parse_input(merge_patch(job, patch))
+
+    return json_response(job_json(await sched.service.modify(job_id, merged)))
 
 
 @routes.delete("/api/jobs/{id}")

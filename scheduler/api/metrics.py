@@ -31,7 +31,7 @@ async def metrics(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> SchedulerMetrics:
     """Register ``/metrics`` on ``app`` (which must already hold the scheduler)."""
     sched = app[SCHEDULER]
-    collected = SchedulerMetrics(sched.store, sched.engine)
+    collected = SchedulerMetrics(sched.store, sched.engine, cluster=sched.cluster)
     app[METRICS] = collected
 
     async def detach(_app: web.Application) -> None:

@@ -57,6 +57,8 @@ def status_document(sched: Scheduler, phase: Phase) -> dict[str, Any]:
         doc["nextJob"] = _next_job(store.next_job())
     except Exception:  # one job must not take the card down: show the counts without it
         log.exception("status card: cannot show the next job")
+    if sched.cluster is not None:  # this node, the live nodes, how far its replica lags
+        doc["cluster"] = sched.cluster.status()
     return doc
 
 

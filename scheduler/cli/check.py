@@ -6,11 +6,14 @@ problem otherwise, so an operator (or ``ExecStartPre=``) sees every mistake in o
 damage is reported naming the file and byte offset with ``EX_DATAERR`` (65), the code
 ``scheduler run`` exits with on the same directory. ``--state`` alone (no ``-c``) checks only the
 state directory. A directory in use by a running scheduler is still checked (read only, it
-never takes the lock) and the output says which pid holds it.
+never takes the lock) and the output says which pid holds it. With ``--connect`` a config with
+``[cluster]`` is also tried for real: the database must answer and its schema must be at the
+version this scheduler knows.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -29,17 +32,39 @@ EX_DATAERR = 65
 PREVIEW_RUNS = 5
 
 
-def check_command(config_path: str | None, *, state: str | None) -> int:
+def check_command(config_path: str | None, *, state: str | None, connect: bool = False) -> int:
     """Check the config file, the state directory, or both (see the module docstring).
 
     ``config_path``: print ``ok: FILE`` and each static job's next runs, or the problems
-    (exit 78). ``state``: then verify that state directory; exit 65 on damage.
+    (exit 78). ``connect``: then reach the ``[cluster]`` database and check its schema
+    version (exit 78 when that fails). ``state``: then verify that state directory; exit 65
+    on damage.
     """
     if config_path is not None:
         code = check_config(config_path)
+        if code == 0 and connect:
+            code = check_connection(config_path)
         if code != 0:
             return code
     return 0 if state is None else check_state(Path(state))
+
+
+def check_connection(config_path: str) -> int:
+    """``--connect``: ``ok: database HOST:PORT/DB schema S version N`` (0), or one line saying
+    why not (78): no ``[cluster]``, the database unreachable, the schema missing or of another
+    version (naming the command to run). The password is never printed."""
+    config = load_config(config_path)  # checked just before: it loads
+    try:
+        from scheduler.cluster.cli import connect_check
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in ("psycopg", "psycopg_pool"):
+            raise
+        print(
+            f"{config_path}: --connect needs the PostgreSQL driver: "
+            "pip install 'scheduler[cluster]'"
+        )
+        return EX_CONFIG
+    return connect_check(config, config_path, environ=os.environ)
 
 
 def check_config(config_path: str) -> int:

@@ -1,4 +1,4 @@
-"""``scheduler`` command line: run, check, next, status."""
+"""``scheduler`` command line: run, check, next, status, cluster."""
 
 from __future__ import annotations
 
@@ -26,6 +26,11 @@ def _parser() -> argparse.ArgumentParser:
         help=f"config file (default {DEFAULT_CONFIG}, unless --state)",
     )
     check.add_argument("--state", default=None, help="verify this state directory (read only)")
+    check.add_argument(
+        "--connect",
+        action="store_true",
+        help="also connect to the [cluster] database and check its schema version",
+    )
 
     nxt = sub.add_parser("next", help="preview the run times of a schedule")
     nxt.add_argument("spec", help="cron, '@every 1h', an RRULE, or a JSON schedule object")
@@ -45,7 +50,39 @@ def _parser() -> argparse.ArgumentParser:
         default=WAIT_TIMEOUT,
         help=f"with --wait: give up after this long (default {WAIT_TIMEOUT:g}s; 90s, 2m...)",
     )
+    _cluster_parser(sub)
     return parser
+
+
+def _cluster_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cluster = sub.add_parser("cluster", help="manage cluster mode's PostgreSQL schema")
+    actions = cluster.add_subparsers(dest="action", required=True)
+    init = actions.add_parser("init", help="create or migrate the schema (idempotent)")
+    status = actions.add_parser("status", help="nodes, heartbeats, runs in flight, job counts")
+    status.add_argument("--json", action="store_true", help="print one JSON document")
+    move = actions.add_parser("import", help="move a single box's state into an empty schema")
+    move.add_argument("--state", required=True, help="the single box's state directory")
+    for action in (init, status, move):
+        action.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="config file")
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    """``scheduler cluster ...``; without the optional PostgreSQL driver, say how to get it."""
+    from scheduler.cluster import CLUSTER_MODULES, NO_CLUSTER_EXTRA
+
+    try:
+        from scheduler.cluster.cli import cluster_command
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in CLUSTER_MODULES:
+            raise
+        print(f"scheduler cluster: {NO_CLUSTER_EXTRA}", file=sys.stderr)
+        return 1
+    return cluster_command(
+        args.action,
+        args.config,
+        as_json=getattr(args, "json", False),
+        state=getattr(args, "state", None),
+    )
 
 
 def _seconds(text: str) -> float:
@@ -69,9 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from scheduler.cli.check import check_command
 
         config = args.config
-        if config is None and args.state is None:
+        if config is None and (args.state is None or args.connect):
             config = DEFAULT_CONFIG  # `check --state DIR` alone checks only the directory
-        return check_command(config, state=args.state)
+        return check_command(config, state=args.state, connect=args.connect)
     if args.command == "run":
         from scheduler.daemon.process import run_command
 
@@ -80,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from scheduler.cli.status import status_command
 
         return status_command(args.url, wait=args.timeout if args.wait else None)
+    if args.command == "cluster":
+        return _cluster(args)
     return 2  # pragma: no cover - argparse rejects unknown commands first
 
 

@@ -9,6 +9,7 @@ included, although they live with the executors and in the vocabulary.
 from scheduler.config.load import load_config, parse_config
 from scheduler.config.model import (
     AlertsConfig,
+    ClusterConfig,
     Config,
     PersistenceConfig,
     SchedulerConfig,
@@ -22,6 +23,7 @@ from scheduler.model import FsyncMode
 
 __all__ = [
     "AlertsConfig",
+    "ClusterConfig",
     "Config",
     "FsyncMode",
     "PersistenceConfig",

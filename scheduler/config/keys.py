@@ -11,7 +11,8 @@ python task's callable must import.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+import socket
+from urllib.parse import parse_qsl, urlsplit
 
 from scheduler.checks import (
     Check,
@@ -27,7 +28,7 @@ from scheduler.checks import (
     invalid,
 )
 from scheduler.config.model import ServerConfig
-from scheduler.errors import ExecutorError, InvalidInput
+from scheduler.errors import ExecutorError, InvalidInput, describe
 from scheduler.executors.python import resolve_callable
 from scheduler.executors.tasks import RateLimit, TaskKind
 from scheduler.jobspec import RETRY_CHECKS
@@ -44,6 +45,16 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _RATE = re.compile(r"\s*(\d+)\s*/\s*(\S+)\s*")
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+#: How a ``[cluster] url`` starts (libpq's URL forms).
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+#: A cluster node's id: it names the node in the database, the log and the status.
+NODE_ID = re.compile(r"[A-Za-z0-9_.-]{1,63}")
+#: A schema name that needs no quoting in SQL (PostgreSQL's identifiers are at most 63 bytes).
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+#: Bounds of ``[cluster] lease``: below 2 s a busy database or a GC pause fences live nodes;
+#: above 10 min a dead node's runs wait too long to move.
+LEASE_MIN = 2.0
+LEASE_MAX = 600.0
 
 
 def _at_least(minimum: int) -> Check:
@@ -112,6 +123,70 @@ def _duration_at_most(value: object, field: str, most: float) -> float:
     if seconds > most:
         raise invalid(field, f"a duration of at most {most:g} s", value)
     return seconds
+
+
+def _postgres_url(value: object, field: str) -> str:
+    """A libpq URL without a password: the password comes from a credential file or a
+    variable (``password_env``), never from a file that others read or a log quotes."""
+    text = expect_str(value, field)
+    try:
+        parts = urlsplit(text)
+        ok = text.startswith(POSTGRES_PREFIXES) and parts.port != 0
+    except ValueError:  # a malformed port or IPv6 literal
+        ok = False
+    if not ok:
+        raise invalid(field, "a URL like 'postgresql://scheduler@127.0.0.1:5432/scheduler'", value)
+    if parts.password is not None or "password" in dict(parse_qsl(parts.query)):
+        raise InvalidInput(
+            f"{field}: expected a URL without a password; put the password in the systemd "
+            "credential db_password or in the variable named by cluster.password_env",
+            field=field,
+        )
+    return text
+
+
+def _password_env(value: object, field: str) -> str | None:
+    """The variable holding the database password; ``""`` means none (then the credential
+    file, or libpq's own ways such as ``~/.pgpass``)."""
+    if value == "":
+        return None
+    if not isinstance(value, str) or not _ENV_NAME.fullmatch(value):
+        raise invalid(field, "an environment variable name such as 'SCHEDULER_DB_PASSWORD'", value)
+    return value
+
+
+def _node_id(value: object, field: str) -> str:
+    if not isinstance(value, str) or not NODE_ID.fullmatch(value):
+        raise invalid(field, "a node id of 1 to 63 letters, digits, '_', '.' and '-'", value)
+    return value
+
+
+def default_node_id(field: str = "cluster.node_id") -> str:
+    """The host name, which names a node unless ``node_id`` is set; checked like one."""
+    name = socket.gethostname()
+    if not NODE_ID.fullmatch(name):
+        raise InvalidInput(
+            f"{field}: the host name {describe(name)} cannot name a node (1 to 63 letters, "
+            "digits, '_', '.' and '-'); set cluster.node_id",
+            field=field,
+        )
+    return name
+
+
+def _lease(value: object, field: str) -> float:
+    seconds = expect_duration(value, field)
+    if not LEASE_MIN <= seconds <= LEASE_MAX:
+        raise invalid(field, f"a duration from {LEASE_MIN:g} s to {LEASE_MAX:g} s", value)
+    return seconds
+
+
+def _schema(value: object, field: str) -> str:
+    """A schema name that needs no quoting; ``pg_`` names belong to PostgreSQL itself."""
+    if not isinstance(value, str) or not SCHEMA_NAME.fullmatch(value) or value.startswith("pg_"):
+        raise invalid(
+            field, "a schema name of lowercase letters, digits and '_' (not starting pg_)", value
+        )
+    return value
 
 
 def check_server(server: ServerConfig) -> None:
@@ -216,6 +291,13 @@ PERSISTENCE: dict[str, Check] = {
     "fsync": choice(FsyncMode),
     "batch_interval": expect_duration,
     "enabled": expect_bool,
+}
+CLUSTER: dict[str, Check] = {
+    "url": _postgres_url,
+    "password_env": _password_env,
+    "node_id": _node_id,
+    "lease": _lease,
+    "schema": _schema,
 }
 ALERTS: dict[str, Check] = {
     "webhook_urls": _url_list,

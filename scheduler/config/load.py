@@ -29,6 +29,7 @@ from scheduler.checks import Check, expect_choice, expect_table, invalid, read_k
 from scheduler.config import keys
 from scheduler.config.model import (
     AlertsConfig,
+    ClusterConfig,
     Config,
     PersistenceConfig,
     SchedulerConfig,
@@ -42,6 +43,7 @@ from scheduler.model import FsyncMode, RetryPolicy
 
 __all__ = [  # the records are re-exported for the code that imports them from here
     "AlertsConfig",
+    "ClusterConfig",
     "Config",
     "FsyncMode",
     "PersistenceConfig",
@@ -57,7 +59,7 @@ __all__ = [  # the records are re-exported for the code that imports them from h
     "syntax_problem",
 ]
 
-SECTIONS = ("server", "scheduler", "retry", "persistence", "tasks", "jobs", "alerts")
+SECTIONS = ("server", "scheduler", "retry", "persistence", "tasks", "jobs", "alerts", "cluster")
 
 
 def load_config(path: str | os.PathLike[str], *, known_tasks: Collection[str] = ()) -> Config:
@@ -165,7 +167,28 @@ class _Loader:
             tasks=tasks,
             jobs=self.jobs(data.get("jobs", []), defaults, names),
             alerts=AlertsConfig(**self.section(data, "alerts", keys.ALERTS)),
+            cluster=self.cluster(data),
         )
+
+    def cluster(self, data: Mapping[str, Any]) -> ClusterConfig | None:
+        """``[cluster]``, or None without one (the single box). It needs a ``url``; a missing
+        ``node_id`` is the host name, checked like a written one."""
+        table = data.get("cluster")
+        if table is None:
+            return None
+        before = len(self.problems)
+        values = self.section(data, "cluster", keys.CLUSTER)
+        if not isinstance(table, Mapping):
+            return None  # reported by section()
+        if "url" not in table:
+            message = "cluster.url: expected a postgresql:// URL; [cluster] needs one"
+            self.problems.append(InvalidInput(message, field="cluster.url"))
+        if "node_id" not in table:
+            try:
+                values["node_id"] = keys.default_node_id()
+            except InvalidInput as exc:
+                self.problems.append(exc)
+        return None if len(self.problems) > before else ClusterConfig(**values)
 
     def server(self, data: Mapping[str, Any]) -> ServerConfig:
         server = ServerConfig(**self.section(data, "server", keys.SERVER))

@@ -9,6 +9,8 @@ built by :mod:`.load`; what a reload may change is :mod:`.reload`. A task's defi
 
 from __future__ import annotations
 
+import socket
+
 import msgspec
 
 from scheduler.errors import InvalidInput
@@ -57,6 +59,22 @@ class AlertsConfig(msgspec.Struct, frozen=True, kw_only=True):
     slot_utilisation: float = 0.90
 
 
+class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """``[cluster]``: several daemons share one job set in PostgreSQL (``None``: the single box).
+
+    ``url`` holds no password: it comes from ``$CREDENTIALS_DIRECTORY/db_password``, else from
+    the variable named by ``password_env`` (see :func:`scheduler.cluster.db.cluster_password`),
+    so that it is never in a file others read nor in a log. ``lease`` is in seconds: a node
+    that has not renewed for that long is dead and its runs move. Every key needs a restart.
+    """
+
+    url: str
+    password_env: str | None = "SCHEDULER_DB_PASSWORD"  # noqa: S105 - a variable's name
+    node_id: str = msgspec.field(default_factory=socket.gethostname)
+    lease: float = 10.0
+    schema: str = "scheduler"
+
+
 class Config(msgspec.Struct, frozen=True, kw_only=True):
     """The whole file. ``jobs`` are the ``[[jobs]]`` entries, each with a unique ``name`` (by
     which a reload matches it to the stored job) and a ``task``."""
@@ -69,6 +87,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     tasks: dict[str, TaskConfig] = {}
     jobs: tuple[JobSpec, ...] = ()
     alerts: AlertsConfig = AlertsConfig()
+    cluster: ClusterConfig | None = None
     path: str | None = None
 
 

@@ -2,11 +2,12 @@
 
 Policy (SPEC "config.toml", issue 6): a reload applies the new file in place, never losing a
 running job. A few keys name resources the running process holds and cannot swap safely: the
-listening socket (``server.host``, ``server.port``) and the open journal (``persistence.dir``,
-``fsync``, ``batch_interval``, ``enabled``). A change to one of them is not an error (the rest of
-the file is applied); it is reported as "needs a restart" and the running value stays in force,
-so the config the process reports is the one it really runs, and the note is repeated on every
-reload until the restart happens.
+listening socket (``server.host``, ``server.port``), the open journal (``persistence.dir``,
+``fsync``, ``batch_interval``, ``enabled``), and every key of ``[cluster]`` (the database, the
+node's id and lease: the pool and the node's registration hold them). A change to one of them is
+not an error (the rest of the file is applied); it is reported as "needs a restart" and the
+running value stays in force, so the config the process reports is the one it really runs, and
+the note is repeated on every reload until the restart happens.
 
 Everything here is pure: the daemon and
 :meth:`scheduler.runtime.library.Scheduler.apply_config` do the applying.
@@ -25,6 +26,7 @@ from scheduler.config.model import Config, PersistenceConfig, ServerConfig, stat
 
 SERVER_RESTART_KEYS: Final = ("host", "port", "idle_timeout", "header_timeout", "max_connections")
 PERSISTENCE_RESTART_KEYS: Final = ("dir", "fsync", "batch_interval", "enabled")
+CLUSTER_RESTART_KEYS: Final = ("url", "password_env", "node_id", "lease", "schema")
 #: Sections whose values may be logged as they are; other sections may carry secrets (webhook
 #: URLs with a key in them, task headers), so a summary names their changed keys only.
 _SHOWN_SECTIONS: Final = ("scheduler", "retry")
@@ -54,6 +56,29 @@ def persistence_notes(old: Config, new: Config) -> list[str]:
     return _notes("persistence", old.persistence, new.persistence, PERSISTENCE_RESTART_KEYS)
 
 
+def cluster_notes(old: Config, new: Config) -> list[str]:
+    """One "needs a restart" line per changed ``[cluster]`` key (every one names the database,
+    the node or its lease, which the running process holds), or for the section coming or
+    going. The URL holds no password (the loader refuses one), so values can be shown."""
+    if old.cluster is None and new.cluster is None:
+        return []
+    if old.cluster is None or new.cluster is None:
+        if old.cluster is None:
+            change, now, was = "added", "cluster mode", "the single box"
+        else:
+            change, now, was = "removed", "the single box", "cluster mode"
+        return [
+            f"[cluster] {change}: moving to {now} needs a restart"
+            f" (systemctl restart scheduler); still running as {was}"
+        ]
+    return _notes("cluster", old.cluster, new.cluster, CLUSTER_RESTART_KEYS)
+
+
+def keep_cluster(old: Config, new: Config) -> Config:
+    """``new`` with the ``[cluster]`` in force (``old``'s): no key of it applies in place."""
+    return replace(new, cluster=old.cluster)
+
+
 def keep_server(old: ServerConfig, new: ServerConfig) -> ServerConfig:
     """``new`` with the listening keys that are in force (``old``'s)."""
     return replace(new, **{key: getattr(old, key) for key in SERVER_RESTART_KEYS})
@@ -71,8 +96,13 @@ def summarize(old: Config, new: Config) -> str:
         *_named("jobs", static_jobs(old), static_jobs(new)),
         *_named("tasks", old.tasks, new.tasks),
     ]
-    for section in ("server", "scheduler", "retry", "persistence", "alerts"):
-        was, now = asdict(getattr(old, section)), asdict(getattr(new, section))
+    if (old.cluster is None) != (new.cluster is None):
+        parts.append("cluster added" if old.cluster is None else "cluster removed")
+    for section in ("server", "scheduler", "retry", "persistence", "alerts", "cluster"):
+        was_struct, now_struct = getattr(old, section), getattr(new, section)
+        if was_struct is None or now_struct is None:
+            continue  # a section that came or went: said above
+        was, now = asdict(was_struct), asdict(now_struct)
         for key in sorted(was.keys() | now.keys()):
             if was.get(key) == now.get(key):
                 continue

@@ -400,9 +400,17 @@ class Daemon:
 
 
 def log_secrets(config: Config, environ: Mapping[str, str], *tokens: str | None) -> list[str]:
-    """What the log never shows: the API token(s), and every value the task executors redact
-    from their own results (header credentials, secret-looking env values)."""
-    return [*(t for t in tokens if t), *task_secrets(config.tasks, environ)]
+    """What the log never shows: the API token(s), the database password (cluster mode), and
+    every value the task executors redact from their own results (header credentials,
+    secret-looking env values)."""
+    secrets = [*(t for t in tokens if t), *task_secrets(config.tasks, environ)]
+    if config.cluster is not None:
+        from scheduler.cluster.db import cluster_password
+
+        password = cluster_password(config, environ)
+        if password:
+            secrets.append(password)
+    return secrets
 
 
 def server_limits(config: Config) -> ServerLimits:
@@ -427,6 +435,10 @@ def run_command(config_path: str) -> int:
     """``scheduler run -c FILE``: exit 78 on a bad config, 65 on damaged state."""
     try:
         config = load_config(config_path)
+        if config.cluster is not None:
+            from scheduler.cluster import require_driver
+
+            require_driver()
         environ = dict(os.environ)
         token = read_token(environ, config.server.token_env)
         check_bind(config.server.host, token)

@@ -21,21 +21,31 @@ import asyncio
 import random
 from collections.abc import Mapping
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from msgspec.structs import replace
 
 from scheduler.clock import Clock, Timer
 from scheduler.engine.cache import TriggerCache
-from scheduler.engine.misfire import plan_fire, plan_one_off
+from scheduler.engine.execution import ActiveRun, cancel_run
 from scheduler.engine.outcomes import SUPERSEDED
+from scheduler.engine.planning import (
+    Action,
+    Decision,
+    Missed,
+    decide,
+    ended,
+    missed_record,
+    resumed,
+    skipped_record,
+)
 from scheduler.engine.queue import BUFFERED, DUE, MANUAL, RETRY, ReadyQueue, TaskRuntime
 from scheduler.engine.recovery import recover_interrupted
 from scheduler.engine.retention import Retention
-from scheduler.engine.runner import ActiveRun, Runner, cancel_run
+from scheduler.engine.runner import Runner
 from scheduler.engine.waiters import Waiters, not_started
 from scheduler.events import Hub, JobCompleted, JobFailed
-from scheduler.model import Coalesce, Job, JobStatus, JobType, Outcome, Overlap, Run
-from scheduler.schedules import load_zone
+from scheduler.model import FINISHED, Job, JobStatus, Run
 from scheduler.store import Store
 from scheduler.triggers import Trigger
 
@@ -211,81 +221,70 @@ class Engine:
 
     def _collect_due(self, now: float) -> None:
         pushed = 0
-        queue = self.queue
         for job in self.store.pop_due(now):
-            if job.status is JobStatus.PAUSED:
-                self.resume_job(job, catch_up=False)
-            elif job.fire is not None and job.status is JobStatus.PENDING:
-                queue.push(job, job.fire, RETRY, sort=job.scheduled)
-                pushed += 1
-            elif job.type is JobType.RECURRING:
-                pushed += self._plan_recurring(job, now)
-            elif self.busy(job.id):
-                self._held.add(job.id)  # a run-now of it is in flight: its own run comes after
-            elif plan_one_off(job.scheduled or now, now, job.policy.misfire):
-                queue.push(job, job.scheduled or now, DUE)
-                pushed += 1
-            else:
-                self._missed_one_off(job, now)
+            pushed += self._apply(job, now)
         if pushed:
             self.runs.wake()
 
-    def _missed_one_off(self, job: Job, now: float) -> None:
-        fire = job.scheduled or now
-        self._record_missed(job, fire, fire, 1, now)
+    def _apply(self, job: Job, now: float) -> int:
+        """Carry out the decision for a due job (see :mod:`.planning`); how many runs it
+        queued."""
+        decision = decide(
+            job,
+            now,
+            lambda: self.triggers.timeline(job),
+            busy=self.busy(job.id),
+            buffered=job.id in self._buffered,
+        )
+        action, fire, nxt = decision.action, decision.fire, decision.nxt
+        if decision.missed is not None and action is not Action.MISSED:
+            self._record_missed(job, decision.missed, now)
+        if action is Action.RESUME:
+            self.resume_job(job, catch_up=False)
+        elif action is Action.RETRY:
+            assert fire is not None
+            self.queue.push(job, fire, RETRY, sort=job.scheduled)
+            return 1
+        elif action is Action.RUN:
+            assert fire is not None
+            self.queue.push(job, fire, DUE, nxt=nxt)
+            return 1
+        elif action is Action.RESCHEDULE:
+            self._reschedule(job, nxt)
+        elif action is Action.HOLD:
+            self._held.add(job.id)
+        elif action is Action.BUFFER or action is Action.CANCEL_OTHER:
+            assert fire is not None
+            self._buffer(job, fire, nxt, cancel=action is Action.CANCEL_OTHER)
+        elif action is Action.SKIP:
+            assert fire is not None
+            self._skip(job, fire, nxt, now)
+        else:
+            self._missed_one_off(job, decision, now)
+        return 0
+
+    def _buffer(self, job: Job, fire: float, nxt: float | None, *, cancel: bool) -> None:
+        # The new run starts when the one in flight has ended (at once, if cancelled).
+        self._buffered[job.id] = fire
+        job = self._reschedule(job, nxt)
+        if cancel:
+            for run in self.running.get(job.id, ()):
+                cancel_run(run, SUPERSEDED)
+            self.queue.drop_job(job.id, job)
+            self._after_runs(job.id)
+
+    def _skip(self, job: Job, fire: float, nxt: float | None, now: float) -> None:
+        self.runs.record(job, skipped_record(job.id, fire, now))
+        self._reschedule(job, nxt)
+
+    def _missed_one_off(self, job: Job, decision: Decision, now: float) -> None:
+        assert decision.missed is not None
+        self._record_missed(job, decision.missed, now)
         error = "missed: later than its misfire grace"
         failed = replace(job, status=JobStatus.FAILED, scheduled=None, completed=now, error=error)
         self.expiry.note(self.store.put(failed))
         if self.hub.wants(JobFailed):
             self.hub.publish(JobFailed(job_id=job.id, outcome="missed", attempt=0, error=error))
-
-    def _plan_recurring(self, job: Job, now: float) -> int:
-        assert job.scheduled is not None
-        plan = plan_fire(job.scheduled, now, self.triggers.timeline(job), job.policy.misfire)
-        if plan.missed_count and plan.missed_first is not None and plan.missed_last is not None:
-            self._record_missed(
-                job, plan.missed_first, plan.missed_last, plan.missed_count, now, exact=plan.exact
-            )
-        if plan.run is None:
-            self._reschedule(job, plan.next)
-            return 0
-        if self.busy(job.id) and job.policy.overlap is not Overlap.ALLOW:
-            return self._overlap(job, plan.run, plan.next)
-        self.queue.push(job, plan.run, DUE, nxt=plan.next)
-        return 1
-
-    def _overlap(self, job: Job, fire: float, nxt: float | None) -> int:
-        policy = job.policy.overlap
-        if job.policy.misfire.coalesce is Coalesce.ALL:
-            self._held.add(job.id)  # due again as soon as the run in flight ends
-            return 0
-        if policy is Overlap.CANCEL_OTHER or (
-            policy is Overlap.BUFFER_ONE and job.id not in self._buffered
-        ):
-            # The new run starts when the one in flight has ended (at once, if cancelled).
-            self._buffered[job.id] = fire
-            job = self._reschedule(job, nxt)
-            if policy is Overlap.CANCEL_OTHER:
-                for run in self.running.get(job.id, ()):
-                    cancel_run(run, SUPERSEDED)
-                self.queue.drop_job(job.id, job)
-                self._after_runs(job.id)
-            return 0
-        now = self.clock.time()
-        self.runs.record(
-            job,
-            Run(
-                job_id=job.id,
-                fire=fire,
-                attempt=0,
-                outcome=Outcome.SKIPPED_OVERLAP,
-                reason="the previous run was still running (overlap=skip)",
-                started=now,
-                ended=now,
-            ),
-        )
-        self._reschedule(job, nxt)
-        return 0
 
     def _reschedule(self, job: Job, nxt: float | None) -> Job:
         """Set a recurring job's next instant. A rule that has ended (``nxt`` None) finishes
@@ -296,38 +295,22 @@ class Engine:
         return self.store.put(replace(job, scheduled=nxt))
 
     def _finish_ended(self, job: Job, now: float) -> Job:
-        failed = job.error is not None
-        status = JobStatus.FAILED if failed else JobStatus.COMPLETED
-        done = self.store.put(replace(job, status=status, scheduled=None, fire=None, completed=now))
+        return self._finished(ended(job, now))
+
+    def _finished(self, done: Job) -> Job:
+        """Store a job that has nothing left to run, and say so."""
+        self.store.put(done)
         self.expiry.note(done)
-        kind = JobFailed if failed else JobCompleted
+        kind = JobFailed if done.status is JobStatus.FAILED else JobCompleted
         if self.hub.wants(kind):
             self.hub.publish(
-                kind(job_id=job.id, outcome="ended", attempt=job.attempt, error=job.error)
+                kind(job_id=done.id, outcome="ended", attempt=done.attempt, error=done.error)
             )
         return done
 
-    def _record_missed(
-        self, job: Job, first: float, last: float, count: int, now: float, *, exact: bool = True
-    ) -> None:
-        """One record for a group of missed occurrences; an inexact count (too many to count
-        within the budget, see :mod:`.misfire`) is stated as "at least"."""
-        what = f"{'' if exact else 'at least '}{count} run{'s' if count > 1 else ''} missed"
-        span = "" if first == last else f" from {_iso(job, first)} to {_iso(job, last)}"
-        self.runs.record(
-            job,
-            Run(
-                job_id=job.id,
-                fire=first,
-                attempt=0,
-                outcome=Outcome.MISSED,
-                reason=f"{what}{span} (coalesce={job.policy.misfire.coalesce})",
-                started=now,
-                ended=now,
-                lateness=now - first,
-                count=count,
-            ),
-        )
+    def _record_missed(self, job: Job, missed: Missed, now: float) -> None:
+        """One record for a group of missed occurrences."""
+        self.runs.record(job, missed_record(job, missed, now))
 
     def _after_runs(self, job_id: int) -> None:
         """Once a job has no run in flight or queued: start the occurrence its overlap policy
@@ -411,28 +394,18 @@ class Engine:
         return ended
 
     def resume_job(self, job: Job, *, catch_up: bool) -> Job:
-        """Resume a paused job. Without ``catch_up`` missed occurrences are skipped silently
-        (the pause was deliberate); with it, one catch-up run follows the misfire policy.
-
-        A job whose run is still in flight is ``running`` again. A job with nothing left to
-        run (a one-off whose run ended while it was paused, a rule that has ended) finishes:
-        ``completed``, or ``failed`` when its last run failed."""
+        """Resume a paused job (see :func:`.planning.resumed`)."""
         now = self.clock.time()
-        scheduled = job.scheduled
-        recurring = job.type is JobType.RECURRING
-        if recurring and scheduled is not None and scheduled < now and not catch_up:
-            scheduled = self.triggers.next_after(job, now - 1e-6)
-        in_flight = job.id in self.running
-        resumed = replace(
+        back = resumed(
             job,
-            status=JobStatus.RUNNING if in_flight else JobStatus.PENDING,
-            scheduled=scheduled,
-            paused_until=None,
-            pause_reason=None,
+            now,
+            lambda t: self.triggers.next_after(job, t),
+            catch_up=catch_up,
+            in_flight=job.id in self.running,
         )
-        if scheduled is None and not in_flight and job.fire is None:
-            return self._finish_ended(resumed, now)
-        return self.store.put(resumed)
+        if back.status in FINISHED:
+            return self._finished(back)
+        return self.store.put(back)
 
     def forget(self, job_id: int) -> None:
         """The job was deleted: drop what the engine kept for it."""
@@ -455,5 +428,5 @@ class Engine:
         return self.runs.in_flight()
 
 
-def _iso(job: Job, instant: float) -> str:
-    return datetime.fromtimestamp(instant, load_zone(job.timezone)).isoformat()
+def _iso(zone: ZoneInfo, instant: float) -> str:
+    return datetime.fromtimestamp(instant, zone).isoformat()

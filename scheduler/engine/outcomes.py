@@ -42,7 +42,26 @@ def settle(
     rng: random.Random,
 ) -> tuple[Job, str]:
     """The job after ``record`` ended, and the event to publish. ``busy``: other runs of the
-    job are still in flight (overlap = allow)."""
+    job are still in flight (overlap = allow). A job paused during the run stays paused
+    (unless the run was a cancel): what the run left to do waits for the resume."""
+    new, event = _settled(
+        job, record, result=result, cancel_reason=cancel_reason, busy=busy, now=now, rng=rng
+    )
+    if job.status is JobStatus.PAUSED and new.status is not JobStatus.CANCELLED:
+        new = replace(new, status=JobStatus.PAUSED)
+    return new, event
+
+
+def _settled(
+    job: Job,
+    record: Run,
+    *,
+    result: RunResult,
+    cancel_reason: str | None,
+    busy: bool,
+    now: float,
+    rng: random.Random,
+) -> tuple[Job, str]:
     idle = JobStatus.RUNNING if busy else JobStatus.PENDING
     recurring = job.schedule.type is JobType.RECURRING
     base = replace(job, runs=job.runs + 1, progress=None, pid=None, interrupted=0, completed=now)
@@ -125,3 +144,20 @@ def interrupted(
         interrupted=count,
         error=error,
     )
+
+
+def cut_short(job: Job, now: float, *, cause: str) -> tuple[Run, Job]:
+    """A job found ``running`` with no run in flight (the process that ran it stopped): the
+    record of that run (``interrupted``) and the job after it, by ``onCrash``."""
+    fire = job.fire if job.fire is not None else (job.executed or now)
+    attempt = max(job.attempt, 1)
+    record = Run(
+        job_id=job.id,
+        fire=fire,
+        attempt=attempt,
+        outcome=Outcome.INTERRUPTED,
+        started=job.executed,
+        reason="the process stopped while this run was in flight",
+    )
+    after = interrupted(replace(job, pid=None), fire=fire, attempt=attempt, now=now, cause=cause)
+    return record, after

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import logging
 
-from msgspec.structs import replace
-
 from scheduler.clock import Clock
-from scheduler.engine.outcomes import interrupted
+from scheduler.engine.outcomes import cut_short
 from scheduler.engine.runner import Runner
 from scheduler.ids import encode
-from scheduler.model import JobStatus, Outcome, Run
+from scheduler.model import JobStatus
 from scheduler.store import Store
 
 log = logging.getLogger("scheduler.engine")
@@ -35,28 +33,9 @@ async def recover_interrupted(store: Store, clock: Clock, runner: Runner) -> int
             log.warning(
                 "job %s: stopped process %d left from before the restart", encode(job.id), job.pid
             )
-        fire = job.fire if job.fire is not None else (job.executed or now)
-        attempt = max(job.attempt, 1)
-        runner.record(
-            job,
-            Run(
-                job_id=job.id,
-                fire=fire,
-                attempt=attempt,
-                outcome=Outcome.INTERRUPTED,
-                started=job.executed,
-                reason="the process stopped while this run was in flight",
-            ),
-        )
-        store.put(
-            interrupted(
-                replace(job, pid=None),
-                fire=fire,
-                attempt=attempt,
-                now=now,
-                cause="a crash or restart",
-            )
-        )
+        record, after = cut_short(job, now, cause="a crash or restart")
+        runner.record(job, record)
+        store.put(after)
         count += 1
     await store.commit()
     return count

@@ -17,14 +17,22 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Final
 
 from msgspec.structs import replace
 
 from scheduler.clock import Clock
 from scheduler.engine.cache import TriggerCache
+from scheduler.engine.execution import (
+    ActiveRun,
+    cancel_run,
+    cancelled,
+    execute,
+    run_context,
+    run_record,
+)
 from scheduler.engine.outcomes import SHUTDOWN, settle
+from scheduler.engine.planning import started
 from scheduler.engine.queue import (
     BUFFERED,
     FROM_FIRE,
@@ -35,7 +43,6 @@ from scheduler.engine.queue import (
     ReadyQueue,
     TaskRuntime,
 )
-from scheduler.engine.results import storable_result
 from scheduler.engine.retention import Retention
 from scheduler.engine.waiters import Waiters, not_started
 from scheduler.engine.workers import WorkerPool
@@ -51,7 +58,6 @@ from scheduler.events import (
     RunStarted,
     Settled,
 )
-from scheduler.executors.base import RunContext
 from scheduler.ids import encode
 from scheduler.model import (
     FINISHED,
@@ -63,7 +69,6 @@ from scheduler.model import (
     PutJob,
     Run,
     RunResult,
-    fire_id,
 )
 from scheduler.store import Store
 
@@ -75,28 +80,6 @@ SETTLED: Final[dict[str, type[Settled]]] = {
     "job-retry": JobRetrying,
     "job-cancelled": JobCancelled,
 }
-
-
-@dataclass(slots=True)
-class ActiveRun:
-    """A run from the moment a worker took it (before its start is journalled, so cancel,
-    delete and the overlap policy see it at once) until its end is recorded."""
-
-    job_id: int
-    fire: float
-    attempt: int
-    started: float
-    manual: bool
-    scope: asyncio.Timeout | None = None
-    cancel_reason: str | None = None
-    done: asyncio.Future[Run] | None = None  # made on demand: most runs have no waiter
-    waiter: asyncio.Future[Run] | None = None  # the ``?wait=true`` of a run-now
-
-    def ended(self) -> asyncio.Future[Run]:
-        """A future that resolves with this run's record when it ends."""
-        if self.done is None:
-            self.done = asyncio.get_running_loop().create_future()
-        return self.done
 
 
 class Runner:
@@ -248,18 +231,9 @@ class Runner:
         # policy sees this run, even while its start is being made durable.
         run = ActiveRun(job.id, fire, attempt, now, queued.kind == MANUAL, waiter=queued.waiter)
         self.running.setdefault(job.id, []).append(run)
-        started = replace(
-            job,
-            status=JobStatus.RUNNING,
-            fire=fire,
-            attempt=attempt,
-            executed=now,
-            scheduled=nxt,
-            progress=None,
-            pid=None,
-        )
+        begun = started(job, fire=fire, attempt=attempt, now=now, nxt=nxt)
         try:
-            job = self.store.put(started)
+            job = self.store.put(begun)
             await self.store.commit()  # the start is durable before the side effect
         except StorageFull:
             self._unregister(run)
@@ -270,7 +244,7 @@ class Runner:
             self.hub.publish(RunStarted(job_id=job.id, attempt=attempt, fire=fire))
         try:
             if run.cancel_reason is not None:  # cancelled while its start was journalled
-                result = _cancelled(run.cancel_reason)
+                result = cancelled(run.cancel_reason)
             else:
                 result = await self._execute(job, run)
         finally:
@@ -306,53 +280,14 @@ class Runner:
             not_started(queued.waiter, queued.job_id, job)
 
     async def _execute(self, job: Job, run: ActiveRun) -> RunResult:
-        runtime = self.tasks.get(job.task)
-        if runtime is None:
-            return RunResult(
-                outcome=Outcome.ERROR,
-                retryable=False,
-                error=f"unknown task {job.task!r}: not in config or registered",
-            )
-        timeout = job.policy.timeout or runtime.timeout or self.default_timeout
-        ctx = self._context(job, run)
-        # The deadline is armed on the injected clock (tests control it); expiry moves the
-        # scope's deadline to now, which cancels the executor the same way a cancel does.
-        timer = None
-        if timeout is not None:
-            timer = self.clock.call_at(run.started + timeout, lambda: cancel_run(run, None))
-        try:
-            async with asyncio.timeout(None) as scope:
-                run.scope = scope
-                if run.cancel_reason is not None:
-                    scope.reschedule(-1)
-                return await runtime.executor.run(ctx)
-        except TimeoutError:
-            if run.cancel_reason is not None:
-                return _cancelled(run.cancel_reason)
-            return RunResult(outcome=Outcome.TIMEOUT, error=f"timed out after {timeout:g} s")
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            log.exception("job %s: executor %s failed", encode(job.id), job.task)
-            return RunResult(outcome=Outcome.ERROR, error=f"{type(exc).__name__}: {exc}")
-        finally:
-            if timer is not None:
-                timer.cancel()
-
-    def _context(self, job: Job, run: ActiveRun) -> RunContext:
-        sid = encode(job.id)
-        return RunContext(
-            job_id=sid,
-            fire_id=fire_id(sid, run.fire),
-            workflow_id=job.workflow_id,
-            workflow_name=job.display_name,
-            task=job.task,
-            payload=job.payload,
-            attempt=run.attempt,
-            fire=run.fire,
-            timezone=job.timezone,
+        ctx = run_context(
+            job,
+            run,
             report_progress=lambda pct, msg: self._progress(job.id, pct, msg),
             report_pid=lambda pid: self._pid(job.id, pid),
+        )
+        return await execute(
+            self.tasks.get(job.task), job, run, ctx, self.clock, default=self.default_timeout
         )
 
     def _progress(self, job_id: int, percent: float, message: str | None) -> None:
@@ -381,20 +316,7 @@ class Runner:
         commit as everything else), tell whoever waits or listens."""
         now = self.clock.time()
         self._unregister(run)
-        outcome = result.outcome
-        if run.cancel_reason == SHUTDOWN:
-            outcome = Outcome.INTERRUPTED
-        record = Run(
-            job_id=job_id,
-            fire=run.fire,
-            attempt=run.attempt,
-            outcome=outcome,
-            started=run.started,
-            ended=now,
-            lateness=None if run.manual else run.started - run.fire,
-            error=result.error if outcome is not Outcome.SUCCESS else None,
-            result=storable_result(result.result),
-        )
+        record = run_record(job_id, run, result, now)
         job = self.store.jobs.get(job_id)
         settled = None
         if job is not None:
@@ -433,10 +355,6 @@ class Runner:
             now=now,
             rng=self.rng,
         )
-        if job.status is JobStatus.PAUSED and new.status is not JobStatus.CANCELLED:
-            # Paused during the run: it stays paused. What the run left to do (a retry, the
-            # next occurrence) waits for the resume; a job the run finished finishes then.
-            new = replace(new, status=JobStatus.PAUSED)
         try:
             self.store.put(new)
         except StorageFull:
@@ -465,15 +383,3 @@ class Runner:
         if self.hub.wants(RunRecorded):
             self.hub.publish(RunRecorded(job_id=job.id, job=job, run=run))
         self.waiters.recorded(job.id, run)
-
-
-def cancel_run(run: ActiveRun, reason: str | None) -> None:
-    """Stop a run in flight: ``reason`` None means its timeout expired."""
-    if run.cancel_reason is None:
-        run.cancel_reason = reason
-    if run.scope is not None and not run.scope.expired():
-        run.scope.reschedule(-1)
-
-
-def _cancelled(reason: str) -> RunResult:
-    return RunResult(outcome=Outcome.CANCELLED, error=reason, retryable=False)

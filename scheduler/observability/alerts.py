@@ -38,9 +38,9 @@ from scheduler import ids
 from scheduler.clock import Clock
 from scheduler.config.load import AlertsConfig
 from scheduler.durations import format_duration
-from scheduler.engine.loop import Engine
 from scheduler.events import Hub, JobCompleted, JobFailed, RunRecorded, Settled
 from scheduler.model import Outcome
+from scheduler.observability.metrics import Dispatch
 from scheduler.store import Store
 from scheduler.views import iso
 
@@ -150,7 +150,7 @@ class Alerter:
         config: AlertsConfig,
         *,
         clock: Clock,
-        engine: Engine,
+        engine: Dispatch,
         hub: Hub,
         store: Store,
         check_interval: float = 15.0,

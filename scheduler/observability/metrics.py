@@ -13,7 +13,7 @@ Label values are bounded sets: ``outcome`` is an :class:`Outcome`, ``status`` a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Final
+from typing import Final, Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -22,12 +22,11 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from scheduler.engine.loop import Engine
-from scheduler.events import RunRecorded
+from scheduler.events import Hub, RunRecorded
 from scheduler.model import JobStatus, Outcome, Run
 from scheduler.store import Store
 
@@ -48,12 +47,36 @@ _EXECUTED = frozenset(
 )
 
 
+class Dispatch(Protocol):
+    """What the metrics read of an engine (a single box's, or a cluster node's)."""
+
+    @property
+    def hub(self) -> Hub: ...
+
+    @property
+    def max_concurrency(self) -> int: ...
+
+    def in_flight(self) -> int: ...
+
+    def waiting(self) -> int: ...
+
+
+class ClusterGauges(Protocol):
+    """A cluster node's own figures (``scheduler.cluster``): ``(kind, name, help, value)``
+    with kind ``gauge`` or ``counter``."""
+
+    def metrics(self) -> list[tuple[str, str, str, float]]: ...
+
+
 class _StateCollector(Collector):
     """Gauges read from the store and the engine at scrape time (O(1) each)."""
 
-    def __init__(self, store: Store, engine: Engine | None) -> None:
+    def __init__(
+        self, store: Store, engine: Dispatch | None, cluster: ClusterGauges | None = None
+    ) -> None:
         self.store = store
         self.engine = engine
+        self.cluster = cluster
 
     def collect(self) -> Iterator[Metric]:
         jobs = GaugeMetricFamily("scheduler_jobs", "Jobs stored, by status.", labels=["status"])
@@ -75,8 +98,12 @@ class _StateCollector(Collector):
         )
         if self.engine is not None:
             yield from self._slots(self.engine)
+        if self.cluster is not None:
+            for kind, name, text, value in self.cluster.metrics():
+                family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+                yield family(name, text, value=value)
 
-    def _slots(self, engine: Engine) -> Iterator[Metric]:
+    def _slots(self, engine: Dispatch) -> Iterator[Metric]:
         yield GaugeMetricFamily(
             "scheduler_runs_in_flight", "Runs executing now.", value=engine.in_flight()
         )
@@ -96,9 +123,16 @@ class SchedulerMetrics:
     """One scheduler's metrics in its own registry. Feed it with :meth:`attach` (or call
     :meth:`observe` for every recorded run); render with :meth:`render`."""
 
-    def __init__(self, store: Store, engine: Engine | None = None, *, process: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        engine: Dispatch | None = None,
+        *,
+        process: bool = True,
+        cluster: ClusterGauges | None = None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._engine: Engine | None = None
+        self._engine: Dispatch | None = None
         self._unsubscribe: Callable[[], None] | None = None
         reg = self.registry
         self.runs = Counter(
@@ -138,14 +172,14 @@ class SchedulerMetrics:
             self.missed.labels(reason)
         for result in RELOAD_RESULTS:
             self.config_reloads.labels(result)
-        reg.register(_StateCollector(store, engine))
+        reg.register(_StateCollector(store, engine, cluster))
         if process:
             ProcessCollector(registry=reg)
             PlatformCollector(registry=reg)
         if engine is not None:
             self.attach(engine)
 
-    def attach(self, engine: Engine) -> None:
+    def attach(self, engine: Dispatch) -> None:
         """Count every run the engine records from now on."""
         self.detach()
         self._unsubscribe = engine.hub.subscribe([RunRecorded], self._recorded)

@@ -17,7 +17,7 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import msgspec
 from msgspec.structs import replace
@@ -26,14 +26,23 @@ from scheduler import ids
 from scheduler.checks import expect_payload
 from scheduler.clock import Clock, SystemClock, to_datetime
 from scheduler.config import Config, job_defaults, load_config, static_jobs
-from scheduler.config.reload import keep_persistence, persistence_notes
+from scheduler.config.reload import (
+    cluster_notes,
+    keep_cluster,
+    keep_persistence,
+    persistence_notes,
+)
 from scheduler.engine.loop import Engine
-from scheduler.errors import InvalidSchedule
 from scheduler.events import Hub
 from scheduler.jobspec import JobSpec, Style, parse_job_input
-from scheduler.model import FINISHED, Job, JobStatus, JobType, Source
+from scheduler.model import FINISHED, Source
 from scheduler.runtime.registry import TaskRegistry
-from scheduler.service import JobService, definition
+from scheduler.service import JobService
+
+if TYPE_CHECKING:
+    from scheduler.cluster.engine import ClusterEngine
+    from scheduler.cluster.runtime import ClusterParts
+    from scheduler.cluster.service import ClusterService
 from scheduler.store import Store
 from scheduler.views import iso
 
@@ -95,15 +104,17 @@ class Scheduler:
         self.config = config or Config()
         self.clock: Clock = clock or SystemClock()
         self.environ = dict(os.environ if environ is None else environ)
-        self.persistence_enabled = (
+        clustered = self.config.cluster is not None
+        # A cluster node keeps its state in PostgreSQL: no state directory of its own.
+        self.persistence_enabled = not clustered and (
             self.config.persistence.enabled if persistence is None else persistence
         )
-        self.hub = Hub()
+        self.hub = Hub(relayed=clustered)
         self.store = Store(history=self.config.scheduler.history)
         self.tasks = TaskRegistry(self.environ)
         self.runtimes = self.tasks.runtimes
         self._library_jobs: list[tuple[str, dict[str, Any]]] = []
-        self.engine = Engine(
+        self.engine: Engine | ClusterEngine = Engine(
             self.store,
             self.clock,
             tasks=self.runtimes,
@@ -113,9 +124,19 @@ class Scheduler:
             retention=self.config.scheduler.retention,
             default_timeout=self.config.default_timeout,
         )
-        self.service = JobService(
+        self.service: JobService | ClusterService = JobService(
             self.store, self.engine, self.clock, hub=self.hub, known_task=self.tasks.known
         )
+        #: The node's parts in cluster mode (``[cluster]``), else None.
+        self.cluster: ClusterParts | None = None
+        if clustered:
+            from scheduler.cluster import require_driver
+
+            require_driver()
+            from scheduler.cluster.runtime import build
+
+            self.cluster = build(self)
+            self.engine, self.service = self.cluster.engine, self.cluster.service
         self.defaults = job_defaults(self.config)
         self._spec_cache: dict[tuple[str, str], JobSpec] = {}
         self._main: asyncio.Task[None] | None = None
@@ -221,6 +242,10 @@ class Scheduler:
                 self._spec_cache[key] = spec
         return spec
 
+    def known_task(self, name: str) -> bool:
+        """Whether ``name`` is a task of the config or registered."""
+        return self.tasks.known(name)
+
     def get_task_status(self, job_id: str) -> TaskStatus | None:
         job = self.service.find(job_id)
         if job is None:
@@ -258,13 +283,17 @@ class Scheduler:
         try:
             if self.persistence_enabled:
                 await self._recover()
+            if self.cluster is not None:
+                await self.cluster.start()
             await self._install_static_jobs()
         except BaseException:
-            # Nothing started: let go of the state directory, so a retry (or another
-            # process) can have it.
+            # Nothing started: let go of the state directory (or the cluster's connections
+            # and node lock), so a retry (or another process) can have it.
             if self.persistence is not None:
                 await self.persistence.close()
                 self.persistence = None
+            if self.cluster is not None:
+                await self.cluster.close()
             raise
         started = asyncio.Event()
         self._main = asyncio.create_task(self._supervise(started), name="scheduler")
@@ -315,7 +344,13 @@ class Scheduler:
             self._snapshots = None
         await asyncio.wait({main}, timeout=SERVICES_GRACE)
         main.cancel()  # a service that does not end when closed is not waited for longer
-        await asyncio.gather(main, return_exceptions=True)  # a crash was reported when it happened
+        # Bounded too: a task that swallowed its cancel must not keep the process from exiting
+        # (a crash was reported when it happened).
+        done, _ = await asyncio.wait({main}, timeout=SERVICES_GRACE)
+        if not done:
+            log.error("a long-lived task did not stop when cancelled; stopping without it")
+        if self.cluster is not None:
+            await self.cluster.close()
         if self.persistence is not None:
             await self.persistence.close(self.service.ids.last)
             self.persistence = None
@@ -382,8 +417,9 @@ class Scheduler:
         touched; a removed task that such jobs still name is logged, as they will fail.
         """
         old = self.config
-        notes = persistence_notes(old, new)
+        notes = persistence_notes(old, new) + cluster_notes(old, new)
         new = replace(new, persistence=keep_persistence(old.persistence, new.persistence))
+        new = keep_cluster(old, new)
         self._reinstall_tasks(old, new)
         self.config = new
         self.defaults = job_defaults(new)
@@ -412,49 +448,12 @@ class Scheduler:
         engine.retention = limits.retention
         engine.default_timeout = config.default_timeout
         self.store.history = limits.history
+        if self.cluster is not None:
+            self.cluster.set_history(limits.history)
         if self.persistence is not None:
             self.persistence.snapshot_interval = config.persistence.snapshot_interval
-
-    def _revives(self, job: Job, spec: JobSpec) -> bool:
-        """An unchanged recurring static job that finished comes back at a start or reload
-        (cancelled or quarantined: the file still defines it), unless its rule has no run left.
-        A one-off static job that finished stays finished: it never runs twice."""
-        if job.status not in FINISHED or spec.schedule.type is not JobType.RECURRING:
-            return False
-        now = self.clock.time()
-        return self.service.first_run(spec, created=job.created, now=now) is not None
 
     async def sync_static_jobs(self, wanted: Mapping[str, tuple[JobSpec, Source]]) -> None:
         """Make the stored static jobs match ``wanted``: add, change (next run computed from now,
         never retroactively) or remove by name. Jobs created over the API are never touched."""
-        existing = {
-            job.name: job
-            for job in self.store
-            if job.name is not None and job.source in (Source.CONFIG, Source.LIBRARY)
-        }
-        for name, (spec, source) in wanted.items():
-            old = existing.pop(name, None)
-            if old is not None and _same_spec(old, spec) and not self._revives(old, spec):
-                continue
-            try:
-                fresh = self.service.build(spec, source=source)
-            except InvalidSchedule as exc:
-                # ``scheduler check`` shows it as "no upcoming runs"; it must not stop a start.
-                log.warning("static job %r is not scheduled: %s", name, exc.message)
-                continue
-            if old is not None:
-                if old.status is JobStatus.RUNNING:
-                    fresh = replace(fresh, status=JobStatus.RUNNING)
-                fresh = replace(fresh, id=old.id, runs=old.runs)
-            self.store.put(fresh)
-        for old in existing.values():
-            self.engine.cancel_runs(old.id, "removed from config", deleting=True)
-            self.store.delete(old.id)
-        await self.store.commit()
-
-
-def _same_spec(job: Job, spec: JobSpec) -> bool:
-    """Whether the stored job already is what ``spec`` defines (then a start or reload
-    leaves it, and its schedule, alone)."""
-    wanted = definition(spec, spec.task or job.task)
-    return all(getattr(job, key) == value for key, value in wanted.items())
+        await self.service.sync_static(wanted)

@@ -42,6 +42,8 @@ class TaskRegistry:
         drop = set(PRIVATE_ENV)
         if config.server.token_env:
             drop.add(config.server.token_env)
+        if config.cluster is not None and config.cluster.password_env:
+            drop.add(config.cluster.password_env)
         env = {k: v for k, v in self.environ.items() if k not in drop}
         for name, task in config.tasks.items():
             executor = build_executor(name, task, session=self.session, env_base=env)

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from scheduler.config import Config, SchedulerConfig
+from scheduler.engine.loop import Engine
 from scheduler.engine.queue import TaskRuntime
 from scheduler.errors import DuplicateJob
 from scheduler.model import JobStatus, Outcome, RunResult
@@ -424,7 +425,9 @@ async def test_an_engine_that_dies_is_reported_not_ignored(h: Harness) -> None:
     def broken_scan() -> None:
         raise RuntimeError("scan bug")
 
-    h.sched.engine.scan = broken_scan  # type: ignore[method-assign]
+    engine = h.sched.engine
+    assert isinstance(engine, Engine)
+    engine.scan = broken_scan  # type: ignore[method-assign]
     await h.clock.advance(61)
     assert len(reported) == 1
     assert "scan bug" in repr(reported[0])

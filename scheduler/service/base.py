@@ -1,37 +1,35 @@
-"""Job operations shared by the HTTP API and the library API.
-
-Each operation validates first (a bad request changes nothing), then changes the store (which
-journals first), waits until the change is durable, and only then returns: a caller that gets
-an answer can rely on the change surviving a crash.
-"""
+"""Reads, and how a job is built, rebuilt and changed: pure functions of the job and the
+request, shared by the single box's service (:mod:`.local`) and a cluster node's
+(``scheduler.cluster.service``)."""
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Callable, Collection
+import logging
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from msgspec.structs import replace
 
 from scheduler import ids
 from scheduler.clock import Clock
-from scheduler.engine.loop import Engine
-from scheduler.engine.outcomes import SUPERSEDED
+from scheduler.engine.cache import TriggerCache
 from scheduler.errors import (
-    InvalidInput,
     InvalidSchedule,
     InvalidState,
     JobNotFound,
     SchedulerError,
     UnknownTask,
 )
-from scheduler.events import Hub, JobCancelled, JobCreated, SchedulerStatus
+from scheduler.events import Hub
 from scheduler.jobspec import JobSpec
-from scheduler.model import FINISHED, Job, JobStatus, JobType, Overlap, Run, Source
+from scheduler.model import FINISHED, Job, JobStatus, JobType, Run, Source
 from scheduler.schedules import load_zone
 from scheduler.store import Store
+
+log = logging.getLogger("scheduler")
 
 
 class WorkflowNotFound(JobNotFound):
@@ -42,11 +40,22 @@ class WorkflowNotFound(JobNotFound):
         self.job_id = workflow_id
 
 
-class JobService:
+class EngineView(Protocol):
+    """What reads and building ask of an engine: its compiled triggers and waiters."""
+
+    @property
+    def triggers(self) -> TriggerCache: ...
+
+    def next_times(self, job: Job, n: int) -> list[float]: ...
+
+    def next_record(self, job_id: int) -> asyncio.Future[Run]: ...
+
+
+class BaseService:
     def __init__(
         self,
         store: Store,
-        engine: Engine,
+        engine: EngineView,
         clock: Clock,
         *,
         hub: Hub,
@@ -68,6 +77,12 @@ class JobService:
         if job is None:
             raise JobNotFound(job_id)
         return job
+
+    async def fetch(self, job_id: str) -> Job:
+        """The job as it is now, for a request about it. The single box's store is the truth,
+        so this is :meth:`get`; a cluster node also asks the database when its replica has not
+        seen the job yet (created on another node a moment ago)."""
+        return self.get(job_id)
 
     def find(self, job_id: str) -> Job | None:
         try:
@@ -206,210 +221,54 @@ class JobService:
             new = replace(new, status=JobStatus.PENDING, error=None, interrupted=0)
         return new
 
-    async def create(self, spec: JobSpec, *, source: Source = Source.API) -> Job:
-        job = await self.add(self.build(spec, source=source))
-        self._seed(job, spec)
-        return job
+    # --- static jobs ---------------------------------------------------------------------
 
-    async def add(self, job: Job) -> Job:
-        """Store a job made by :meth:`build`; returns once it is durable."""
-        job = self.store.put(job)
-        await self.store.commit()
-        if self.hub.wants(JobCreated):
-            self.hub.publish(JobCreated(job_id=job.id, job=job))
-        return job
+    def is_current(self, job: Job, spec: JobSpec) -> bool:
+        """Whether the stored static job already is what ``spec`` defines (then a start or
+        reload leaves it, and its schedule, alone)."""
+        wanted = definition(spec, spec.task or job.task)
+        return all(getattr(job, key) == value for key, value in wanted.items())
 
-    async def modify(self, job_id: str, spec: JobSpec) -> Job:
-        """Replace a job's definition (PATCH); validated whole before anything changes."""
-        job = self.get(job_id)
-        _check_editable(job)
-        new = self.rebuilt(job, spec)
-        if new != job:
-            self._replace(job, new, spec)
-            await self.store.commit()
-        return new
+    def revives(self, job: Job, spec: JobSpec) -> bool:
+        """An unchanged recurring static job that finished comes back at a start or reload
+        (cancelled or quarantined: the file still defines it), unless its rule has no run left.
+        A one-off static job that finished stays finished: it never runs twice."""
+        if job.status not in FINISHED or spec.schedule.type is not JobType.RECURRING:
+            return False
+        return self.first_run(spec, created=job.created, now=self.clock.time()) is not None
 
-    async def upsert_workflow(self, workflow_id: str, spec: JobSpec) -> tuple[Job, bool]:
-        """Register a workflow's schedule: update its job in place, or create one. Returns the
-        job and whether it was created. Never makes a second job for the same workflow."""
-        spec = replace(spec, workflow_id=workflow_id)
-        old = self.find_workflow(workflow_id)
-        if old is None:
-            return await self.create(spec), True
-        _check_editable(old)
-        new = self.rebuilt(old, spec, revive=True)
-        if new != old:
-            self._replace(old, new, spec)
-            await self.store.commit()
-        return new, False
+    def static_plan(
+        self, wanted: Mapping[str, tuple[JobSpec, Source]], existing: Mapping[str, Job]
+    ) -> tuple[builtins.list[Job], builtins.list[Job]]:
+        """What makes the stored static jobs ``existing`` (by name) match ``wanted``: the jobs
+        to write (new or changed: a changed schedule counts from now, never retroactively)
+        and the jobs to remove. A job whose schedule has no run left is logged and left out:
+        ``scheduler check`` shows it as "no upcoming runs"; it must not stop a start."""
+        writes: builtins.list[Job] = []
+        for name, (spec, source) in wanted.items():
+            old = existing.get(name)
+            if old is not None and self.is_current(old, spec) and not self.revives(old, spec):
+                continue
+            try:
+                fresh = self.build(spec, source=source)
+            except InvalidSchedule as exc:
+                log.warning("static job %r is not scheduled: %s", name, exc.message)
+                continue
+            if old is not None:
+                if old.status is JobStatus.RUNNING:
+                    fresh = replace(fresh, status=JobStatus.RUNNING)
+                fresh = replace(fresh, id=old.id, runs=old.runs)
+            writes.append(fresh)
+        removed = [job for name, job in existing.items() if name not in wanted]
+        return writes, removed
 
-    def _replace(self, old: Job, new: Job, spec: JobSpec) -> None:
-        self.store.put(new)
-        if new.schedule is not old.schedule or new.timezone != old.timezone:
-            self._seed(new, spec)
-        if new.scheduled != old.scheduled:
-            self.engine.drop_queued(new, keep_manual=True)  # queued for the old schedule
-
-    async def delete_workflow(self, workflow_id: str) -> int:
-        """Remove every job of a workflow (stopping runs in flight); how many were removed."""
-        jobs = self.store.workflow_jobs(workflow_id)
-        if not jobs:
-            raise WorkflowNotFound(workflow_id)
-        for job in jobs:
-            _check_editable(job)
-        doomed = [ids.encode(job.id) for job in jobs]
-        for job_id in doomed:
-            if self.find(job_id) is not None:
-                await self.delete(job_id)
-        return len(doomed)
-
-    # --- actions -------------------------------------------------------------------------
-
-    async def cancel(self, job_id: str) -> Job:
-        """Cancel a pending job or stop a running one; answers once the run has ended."""
-        job = self.get(job_id)
-        if job.status in FINISHED:
-            raise InvalidState(f"job {job_id} is already {job.status}", field="status")
-        ended = self.engine.cancel_runs(job.id, "cancelled on request")
-        if ended:
-            await asyncio.wait(ended)
-        job = self.get(job_id)
-        if job.status is not JobStatus.CANCELLED:
-            job = self.store.put(
-                replace(
-                    job,
-                    status=JobStatus.CANCELLED,
-                    scheduled=None,
-                    fire=None,
-                    completed=self.clock.time(),
-                )
-            )
-            if self.hub.wants(JobCancelled):
-                self.hub.publish(
-                    JobCancelled(job_id=job.id, outcome="cancelled", attempt=job.attempt)
-                )
-        await self.store.commit()
-        self.engine.release_waiters(job.id, job)
-        return job
-
-    async def delete(self, job_id: str) -> None:
-        job = self.get(job_id)
-        _check_editable(job)
-        ended = self.engine.cancel_runs(job.id, "deleted", deleting=True)
-        if ended:
-            await asyncio.wait(ended)
-        self.store.delete(job.id)
-        self.engine.forget(job.id)
-        await self.store.commit()
-
-    async def run_now(self, job_id: str, *, force: bool = False) -> asyncio.Future[Run]:
-        """Queue a run now, outside the schedule (which stays as it was); the future resolves
-        with the finished run.
-
-        While a run of the job is in flight, starting or queued, its overlap policy decides,
-        unless ``force``: ``allow`` runs alongside, ``cancel_other`` stops the other run first,
-        ``buffer_one`` runs once it has ended (one such run at a time), ``skip`` refuses (409).
-        """
-        job = self.get(job_id)
-        if job.status in FINISHED or job.status is JobStatus.PAUSED:
-            raise InvalidState(f"job {job_id} is {job.status}; it cannot run now", field="status")
-        overlap = job.policy.overlap
-        if force or not self.engine.busy(job.id) or overlap is Overlap.ALLOW:
-            return self.engine.run_now(job)
-        if overlap is Overlap.CANCEL_OTHER:
-            ended = self.engine.cancel_runs(job.id, SUPERSEDED)
-            if ended:
-                await asyncio.wait(ended)
-            return self.engine.run_now(self.get(job_id))
-        if overlap is Overlap.BUFFER_ONE and self.engine.can_run_after(job.id):
-            return self.engine.run_after(job)
-        raise InvalidState(
-            f"job {job_id} is running and its overlap policy is {overlap}; "
-            "add ?force=true to run it anyway",
-            field="overlap",
-        )
-
-    async def pause(
-        self, job_id: str, *, until: float | None = None, reason: str | None = None
-    ) -> Job:
-        """Pause a pending, running or already paused job, until ``until`` when given.
-
-        A run in flight is not stopped: it finishes, and the job then stays paused (cancel the
-        job to stop the run)."""
-        job = self.get(job_id)
-        if job.status in FINISHED:
-            raise InvalidState(
-                f"job {job_id} is {job.status}; only a live job can be paused", field="status"
-            )
-        if until is not None and until <= self.clock.time():
-            raise InvalidInput("until: expected an instant in the future", field="until")
-        job = self.store.put(
-            replace(job, status=JobStatus.PAUSED, paused_until=until, pause_reason=reason)
-        )
-        self.engine.drop_queued(job, keep_manual=False)  # a paused job runs nothing
-        await self.store.commit()
-        return job
-
-    async def resume(self, job_id: str, *, catch_up: bool = False) -> Job:
-        """Resume a paused job: missed occurrences are skipped unless ``catch_up``."""
-        job = self.get(job_id)
-        if job.status is not JobStatus.PAUSED:
-            raise InvalidState(f"job {job_id} is {job.status}, not paused", field="status")
-        job = self.engine.resume_job(job, catch_up=catch_up)
-        await self.store.commit()
-        return job
-
-    async def retry(self, job_id: str) -> Job:
-        """Re-queue a failed job now, with its attempt count reset."""
-        job = self.get(job_id)
-        if job.status is not JobStatus.FAILED:
-            raise InvalidState(
-                f"job {job_id} is {job.status}; only a failed job can be retried", field="status"
-            )
-        job = self.store.put(
-            replace(
-                job,
-                status=JobStatus.PENDING,
-                attempt=0,
-                fire=None,
-                interrupted=0,
-                error=None,
-                scheduled=self.clock.time(),
-            )
-        )
-        await self.store.commit()
-        return job
-
-    # --- the whole scheduler -------------------------------------------------------------
-
-    async def set_paused(self, paused: bool) -> None:
-        """Stop or restart dispatching (jobs are still accepted); durable, then announced."""
-        if self.store.paused != paused:
-            self.engine.set_paused(paused)
-        await self.store.commit()
-        if self.hub.wants(SchedulerStatus):
-            self.hub.publish(SchedulerStatus(paused=paused))
-
-    async def clean(self, statuses: Collection[JobStatus], older_than: float) -> int:
-        """Remove finished jobs in ``statuses`` that finished at least ``older_than`` seconds
-        ago; returns how many."""
-        unfinished = set(statuses) - FINISHED
-        if unfinished:
-            raise InvalidInput(
-                f"status: expected a finished status, got {sorted(unfinished)[0]!r}",
-                field="status",
-            )
-        cutoff = self.clock.time() - older_than
-        doomed = [
-            job.id
+    def static_jobs(self) -> dict[str, Job]:
+        """The stored static jobs (``[[jobs]]`` and library-scheduled tasks), by name."""
+        return {
+            job.name: job
             for job in self.store
-            if job.status in statuses and (job.completed or job.created) <= cutoff
-        ]
-        for job_id in doomed:
-            self.store.delete(job_id)
-            self.engine.forget(job_id)
-        await self.store.commit()
-        return len(doomed)
+            if job.name is not None and job.source in (Source.CONFIG, Source.LIBRARY)
+        }
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -422,7 +281,7 @@ class JobService:
         return task
 
 
-def _check_editable(job: Job) -> None:
+def check_editable(job: Job) -> None:
     """A job from config.toml is defined by the file: a change over the API would be undone by
     the next reload or restart, so it is refused (run, pause, cancel... are still allowed)."""
     if job.source is Source.CONFIG:
