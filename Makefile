@@ -53,7 +53,11 @@ test: system-packages lint typecheck
 test-fast: $(VENV)/.installed-test
 	$(BIN)/pytest -q -m "not integration and not browser" $(ARGS)
 
+# Every figure at 10k, 100k and 1M jobs beside APScheduler (many minutes; not part of test).
+# Quicker: make bench SIZES=10000,100000
+SIZES ?= 10000,100000,1000000
 bench: $(VENV)/.installed-bench
+	$(BIN)/python bench/all.py --sizes $(SIZES)
 	$(BIN)/python bench/triggers.py
 
 clean:

@@ -128,9 +128,12 @@ async def due_aps(n: int) -> dict[str, float]:
     return {"per_s": n / took}
 
 
-async def lateness_ours(n: int, span: float) -> dict[str, float]:
+async def lateness_ours(n: int, span: float, pending: int = 0) -> dict[str, float]:
+    """``n`` runs due across ``span`` seconds, with ``pending`` other jobs due in a day."""
     sched = ours()
     await sched.start()
+    for _ in range(pending):
+        await sched.create_task("noop", None, schedule={"delay": "1d"})
     refs = []
     base = time.time() + 2.0  # due times start after every job is created
     for i in range(n):
@@ -148,9 +151,12 @@ async def lateness_ours(n: int, span: float) -> dict[str, float]:
     return _lateness(late, n)
 
 
-async def lateness_aps(n: int, span: float) -> dict[str, float]:
+async def lateness_aps(n: int, span: float, pending: int = 0) -> dict[str, float]:
     sched = aps()
     sched.start()
+    later = datetime.now(UTC) + timedelta(days=1)
+    for _ in range(pending):
+        sched.add_job(noop, "date", run_date=later)
     late: list[float] = []
     base = datetime.now(UTC) + timedelta(seconds=2)
 
@@ -191,7 +197,7 @@ def _lateness(late: list[float], n: int) -> dict[str, float]:
     }
 
 
-async def status_ours(n: int, requests: int) -> dict[str, float]:
+async def status_ours(n: int, requests: int, path: str = "/api/scheduler") -> dict[str, float]:
     from aiohttp import web
 
     from scheduler.api.app import create_app
@@ -209,18 +215,18 @@ async def status_ours(n: int, requests: int) -> dict[str, float]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    client = await _client(port, requests)
+    client = await _client(port, requests, path)
     await runner.cleanup()
     await sched.stop(grace=0)
     return client
 
 
-async def _client(port: int, requests: int) -> dict[str, float]:
+async def _client(port: int, requests: int, path: str) -> dict[str, float]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         __file__,
         "--client",
-        f"http://127.0.0.1:{port}/api/scheduler",
+        f"http://127.0.0.1:{port}{path}",
         "--requests",
         str(requests),
         stdout=asyncio.subprocess.PIPE,
@@ -257,6 +263,16 @@ PARTS = {
 }
 
 
+def _arg(text: str) -> Any:
+    """A part's argument: an int, a float, or text (a path)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def run_part(name: str, *args: Any) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, __file__, "--part", name, *map(str, args)],
@@ -288,7 +304,7 @@ def main() -> None:
         asyncio.run(client_main(opts.client, opts.requests))
         return
     if opts.part:
-        args = [float(a) if "." in a else int(a) for a in opts.args]
+        args = [_arg(a) for a in opts.args]
         print(json.dumps(asyncio.run(PARTS[opts.part](*args))))
         return
     big = 100_000 if opts.quick else 1_000_000

@@ -68,6 +68,11 @@ class Store:
         self.history = history
         self.journal: JournalPort = journal or NullJournal()
         self.paused = False
+        #: Bumped by every change applied here (jobs, runs, what is due, the pause flag), so a
+        #: reader can cache what it derives from the store until this moves (the status card).
+        #: A job's transient ``progress``, written by the runner straight into ``jobs``, does
+        #: not move it.
+        self.version = 0
         self.counts: dict[JobStatus, int] = dict.fromkeys(JobStatus, 0)
         #: Jobs by type, so a list filtered by type knows its total without a scan.
         self.type_counts: dict[JobType, int] = dict.fromkeys(JobType, 0)
@@ -165,6 +170,8 @@ class Store:
                     out.append(job)
                     if job.status is JobStatus.PENDING and job.schedule.type in _ONE_OFF:
                         self._found_due.add(job_id)
+        if out:
+            self.version += 1  # the next job and the delayed count moved
         return out
 
     def delayed(self) -> int:
@@ -209,6 +216,7 @@ class Store:
     def set_paused(self, paused: bool) -> None:
         self.journal.append(SetMeta(paused))
         self.paused = paused
+        self.version += 1
 
     async def commit(self) -> None:
         await self.journal.commit()
@@ -217,6 +225,7 @@ class Store:
         """Put a job's wake time back in the heap after the engine popped it but did not run it."""
         self._found_due.discard(job.id)  # due again when popped again
         self._push(job)
+        self.version += 1
 
     def _push(self, job: Job) -> None:
         when = wake_time(job)
@@ -238,6 +247,7 @@ class Store:
             self._apply_run(change.run)
         else:
             self.paused = change.paused
+            self.version += 1
 
     def load(
         self, jobs: dict[int, Job], runs: Mapping[int, Iterable[Run]], *, paused: bool
@@ -302,11 +312,13 @@ class Store:
             if job_id in jobs
         }
         self.paused = paused
+        self.version += 1
         first = self.next_wake()
         if first is not None:
             self.on_wake(first)
 
     def _apply_put(self, job: Job) -> None:
+        self.version += 1
         old = self.jobs.get(job.id)
         self.jobs[job.id] = job
         counts = self.counts
@@ -358,6 +370,7 @@ class Store:
         old = self.jobs.pop(job_id, None)
         if old is None:
             return
+        self.version += 1
         self.counts[old.status] -= 1
         self.type_counts[old.schedule.type] -= 1
         self._unindex(old)
@@ -370,6 +383,7 @@ class Store:
     def _apply_run(self, run: Run) -> None:
         if run.job_id not in self.jobs:
             return
+        self.version += 1
         runs = self._runs.get(run.job_id, ())
         if len(runs) >= self.history:
             runs = runs[len(runs) - self.history + 1 :]

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any
+import weakref
+from typing import Any, NamedTuple
 
 import msgspec
 from aiohttp import web
@@ -28,6 +29,7 @@ from scheduler.api.keys import SCHEDULER, STATE, Phase
 from scheduler.ids import encode
 from scheduler.model import Job, JobStatus, JobType
 from scheduler.runtime.library import Scheduler
+from scheduler.store import Store
 from scheduler.views import iso
 
 log = logging.getLogger("scheduler.api")
@@ -73,11 +75,46 @@ def _next_job(job: Job | None) -> dict[str, Any] | None:
     }
 
 
+class _Card(NamedTuple):
+    """The card as sent, and what it was rendered from: valid while ``key`` is unchanged."""
+
+    key: tuple[int, Phase, bool, bool]
+    body: bytes
+    etag: str
+
+
+#: The last card rendered for each store. Widgets poll the card far more often than the store
+#: changes, and rendering it (counts, the next job's time in its zone, encoding, hashing) costs
+#: more than the rest of the request, so it is rendered once per change of what it shows.
+_cards: weakref.WeakKeyDictionary[Store, _Card] = weakref.WeakKeyDictionary()
+
+
+def _card(sched: Scheduler, phase: Phase) -> tuple[bytes, str]:
+    """The card's body and ETag. Everything the document shows comes from the store (whose
+    ``version`` moves with each change, including jobs handed out as due), the daemon's phase,
+    whether the engine runs, and the pause flag: that is the cache key, so a change shows at
+    once. Nothing in it depends on the clock. A cluster node's card carries the live cluster
+    status, so it is rendered each time."""
+    if sched.cluster is not None:
+        return _render(sched, phase)
+    store = sched.store
+    key = (store.version, phase, sched.running, store.paused)
+    card = _cards.get(store)
+    if card is None or card.key != key:
+        card = _Card(key, *_render(sched, phase))
+        _cards[store] = card
+    return card.body, card.etag
+
+
+def _render(sched: Scheduler, phase: Phase) -> tuple[bytes, str]:
+    body = msgspec.json.encode(status_document(sched, phase))
+    return body, '"' + hashlib.blake2b(body, digest_size=8).hexdigest() + '"'
+
+
 @routes.route("GET", "/api/scheduler", allow_head=True)
 async def scheduler_status(request: web.Request) -> web.StreamResponse:
     app = request.app
-    body = msgspec.json.encode(status_document(app[SCHEDULER], app[STATE].phase))
-    etag = '"' + hashlib.blake2b(body, digest_size=8).hexdigest() + '"'
+    body, etag = _card(app[SCHEDULER], app[STATE].phase)
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)
