@@ -46,7 +46,7 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy scheduler tests
 
 test: system-packages lint typecheck
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 --dist loadgroup -q
 
 # The tests that start no subprocess and drive no browser (tests/conftest.py checks the
 # markers): the quick loop while editing. More pytest options: make test-fast ARGS="-n 2 -x"

@@ -240,8 +240,8 @@ def advisory_key(*parts: str) -> int:
 
 def is_unreachable(exc: BaseException) -> bool:
     """Whether ``exc`` says the database cannot serve us now (see the module docstring)."""
-    if isinstance(exc, PoolTimeout | PoolClosed):
-        return True
+    if isinstance(exc, PoolTimeout | PoolClosed | Unavailable):
+        return True  # Unavailable: already mapped (a pooled connection's block)
     if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return False
     state = exc.sqlstate

@@ -160,20 +160,13 @@ class Node:
         # lock, so two nodes registering at once wait in turn instead of deadlocking.
         key = advisory_key("register", self.cluster.schema)
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+        about = self._about(now)
         cur = await conn.execute(
-            "UPDATE nodes SET epoch = epoch + 1, heartbeat_at = %s, started_at = %s, host = %s,"
-            " pid = %s, config_hash = %s, version = %s, clock_skew = %s"
-            " WHERE node_id = %s RETURNING epoch, slot",
-            [
-                now,
-                now,
-                socket.gethostname(),
-                os.getpid(),
-                self.config_hash,
-                self.version,
-                -self.offset,
-                self.node_id,
-            ],
+            "UPDATE nodes SET epoch = epoch + 1, heartbeat_at = %(now)s, started_at = %(now)s,"
+            " host = %(host)s, pid = %(pid)s, config_hash = %(config_hash)s,"
+            " version = %(version)s, clock_skew = %(skew)s"
+            " WHERE node_id = %(node_id)s RETURNING epoch, slot",
+            about,
         )
         row = await cur.fetchone()
         if row is not None:
@@ -185,20 +178,23 @@ class Node:
             raise ConfigError([f"the cluster already has {SLOTS} nodes: remove stale ones"])
         await conn.execute(
             "INSERT INTO nodes (node_id, epoch, slot, heartbeat_at, started_at, host, pid,"
-            " config_hash, version, clock_skew) VALUES (%s, 1, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                self.node_id,
-                free,
-                now,
-                now,
-                socket.gethostname(),
-                os.getpid(),
-                self.config_hash,
-                self.version,
-                -self.offset,
-            ],
+            " config_hash, version, clock_skew) VALUES (%(node_id)s, 1, %(slot)s, %(now)s,"
+            " %(now)s, %(host)s, %(pid)s, %(config_hash)s, %(version)s, %(skew)s)",
+            {**about, "slot": free},
         )
         return 1, free
+
+    def _about(self, now: float) -> dict[str, object]:
+        """This process, as its ``nodes`` row says at a registration."""
+        return {
+            "node_id": self.node_id,
+            "now": now,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "config_hash": self.config_hash,
+            "version": self.version,
+            "skew": -self.offset,
+        }
 
     # --- the heartbeat -------------------------------------------------------------------
 

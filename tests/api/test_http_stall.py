@@ -21,7 +21,9 @@ from scheduler.persistence.snapshot import SnapshotState, write_snapshot
 from tests.daemon_proc import DaemonProcess
 from tests.stall import watch
 
-pytestmark = pytest.mark.integration
+# One xdist worker runs the timing-sensitive tests (loop stalls, lateness) and the heaviest
+# load (the cluster fault tests) one after another, never beside each other.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("timing")]
 
 TASKS = """
 [tasks.true]

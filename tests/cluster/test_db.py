@@ -134,6 +134,9 @@ def test_only_unreachable_errors_are_mapped() -> None:
     assert db.is_unreachable(psycopg.errors.TooManyConnections("too many"))
     assert not db.is_unreachable(psycopg.errors.SerializationFailure("retry"))
     assert not db.is_unreachable(ValueError("not ours"))
+    # What a pooled connection's block already mapped is unreachable too (the event feed
+    # retried psycopg's errors only, and an outage stopped the node's engine).
+    assert db.is_unreachable(Unavailable("the database is unreachable: server closed"))
 
 
 @uses_pg

@@ -40,7 +40,9 @@ from tests.cluster.pg import PgServer
 from tests.daemon_proc import Daemons
 from tests.polling import until
 
-pytestmark = pytest.mark.integration
+# One xdist worker runs the timing-sensitive tests (loop stalls, lateness) and the heaviest
+# load (the cluster fault tests) one after another, never beside each other.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("timing")]
 
 LEASE = 2.0
 #: A dead node's runs follow onCrash within lease + lease/4 (the guarantee); this much more is

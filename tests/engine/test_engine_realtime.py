@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 import statistics
 
+import pytest
+
 from scheduler.config import Config, PersistenceConfig
 from scheduler.model import JobStatus
 from scheduler.runtime.library import Scheduler
+
+# Beside the other timing-sensitive tests on one xdist worker (see tests/api/test_http_stall.py).
+pytestmark = pytest.mark.xdist_group("timing")
 
 
 async def test_due_jobs_start_within_milliseconds_and_never_early() -> None:
