@@ -43,7 +43,15 @@ def settle(
 ) -> tuple[Job, str]:
     """The job after ``record`` ended, and the event to publish. ``busy``: other runs of the
     job are still in flight (overlap = allow). A job paused during the run stays paused
-    (unless the run was a cancel): what the run left to do waits for the resume."""
+    (unless the run was a cancel): what the run left to do waits for the resume.
+
+    With overlap = allow, the job's one ``fire`` slot may hold another fire than the one that
+    ended: a retry of it waiting, or a rerun after its node died (cluster mode). That fire is
+    kept: this run only counts (before, its end cleared the slot and the waiting run was lost).
+    """
+    if job.fire is not None and record.fire != job.fire and job.status is not JobStatus.PAUSED:
+        counted = replace(job, runs=job.runs + 1, completed=now)
+        return counted, "job-completed" if record.outcome is Outcome.SUCCESS else "job-failed"
     new, event = _settled(
         job, record, result=result, cancel_reason=cancel_reason, busy=busy, now=now, rng=rng
     )
