@@ -173,14 +173,14 @@ class Daemons(list[DaemonProcess]):
         await self.add(daemon).start()
         return daemon
 
-    async def stop_all(self) -> None:
+    async def stop_all(self, *, within: float = 20.0) -> None:
         """Stop each one still running; one that does not stop in time is killed, and that
         fails the test once the others are stopped too."""
         slow = []
         for daemon in self:
             if daemon.running:
                 try:
-                    await daemon.stop()
+                    await daemon.stop(within=within)
                 except TimeoutError:
                     slow.append(f"{daemon.url}:\n{daemon.output()[-3000:]}")
         assert not slow, "daemons that did not stop on SIGTERM in time (killed): " + "\n".join(slow)

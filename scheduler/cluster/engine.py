@@ -26,9 +26,10 @@ from collections.abc import Mapping
 
 from scheduler.clock import Clock
 from scheduler.cluster.claims import Claimer, Started
-from scheduler.cluster.complete import Ending, complete, reap, reap_orphans
+from scheduler.cluster.complete import Ending, complete, reap
 from scheduler.cluster.db import Connection, Pool, db_now
-from scheduler.cluster.feed import Feed, prune
+from scheduler.cluster.feed import Feed
+from scheduler.cluster.housekeeping import housekeeping_loop, reap_loop
 from scheduler.cluster.node import Node
 from scheduler.cluster.replica import Replica
 from scheduler.cluster.rows import Writes
@@ -49,8 +50,6 @@ log = logging.getLogger("scheduler.cluster")
 LEASE_LOST = "lease lost: this node could not renew its lease in time"
 #: Seconds between tries to record a run's end while the database is unreachable.
 RETRY_COMPLETE = 0.5
-#: Seconds the events table keeps a record (what an SSE client can resume from).
-EVENTS_KEEP = 3600.0
 #: Longest wait, in seconds, for the database's clock to reach an instant this node's clock
 #: says has come.
 CLOCK_SLACK = 0.05
@@ -139,8 +138,8 @@ class ClusterEngine:
                 group.create_task(self.replica.serve(), name="cluster-replica"),
                 group.create_task(self.feed.serve(), name="cluster-feed"),
                 group.create_task(self._claim_loop(), name="cluster-claims"),
-                group.create_task(self._reap_loop(), name="cluster-reaper"),
-                group.create_task(self._housekeeping_loop(), name="cluster-housekeeping"),
+                group.create_task(reap_loop(self), name="cluster-reaper"),
+                group.create_task(housekeeping_loop(self), name="cluster-housekeeping"),
             ]
             if started is not None:
                 started.set()
@@ -171,7 +170,7 @@ class ClusterEngine:
         """At start: this node's runs from before the restart (older epochs) are handled now,
         not after a lease."""
         async with self.pool.connection() as conn, conn.transaction():
-            writes = self._writes(conn)
+            writes = self.writes(conn)
             count = await reap(
                 conn,
                 writes,
@@ -321,7 +320,7 @@ class ClusterEngine:
                 return  # fenced: the run was reaped, and perhaps rerun elsewhere
             try:
                 async with self.pool.connection() as conn, conn.transaction():
-                    writes = self._writes(conn)
+                    writes = self.writes(conn)
                     kept = await complete(
                         conn,
                         writes,
@@ -391,52 +390,9 @@ class ClusterEngine:
             if reason:
                 cancel_run(run, reason)
 
-    # --- the reaper and housekeeping -----------------------------------------------------
-
-    async def _reap_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.node.lease / 4)
-            if not self.node.lease_valid():
-                continue
-            try:
-                async with self.pool.connection() as conn, conn.transaction():
-                    writes = self._writes(conn)
-                    now = await db_now(conn)
-                    await reap(conn, writes, now=now, where="lease_until < %s", params=[now])
-                    await writes.flush()
-                self.applied(writes)
-            except Unavailable as exc:
-                log.warning("reaper: %s", exc.message)
-
-    async def _housekeeping_loop(self) -> None:
-        while True:
-            await asyncio.sleep(min(self.scan_interval, 60.0))
-            if not self.node.housekeeper or not self.node.lease_valid():
-                continue
-            try:
-                await self._housekeep()
-            except Unavailable as exc:
-                log.warning("housekeeping: %s", exc.message)
-
-    async def _housekeep(self) -> None:
-        async with self.pool.connection() as conn, conn.transaction():
-            writes = self._writes(conn)
-            now = await db_now(conn)
-            await reap_orphans(conn, writes, now=now)
-            cur = await conn.execute(
-                "DELETE FROM jobs WHERE status IN ('completed', 'failed', 'cancelled')"
-                " AND completed < %s AND (name IS NULL OR source = 'api') RETURNING id",
-                [now - self.retention],
-            )
-            for row in await cur.fetchall():
-                writes.gone(int(row[0]))  # their runs go with them (ON DELETE CASCADE)
-            await writes.flush()
-        self.applied(writes)
-        await prune(self.pool, EVENTS_KEEP)
-
     # --- the replica's changes -----------------------------------------------------------
 
-    def _writes(self, conn: Connection) -> Writes:
+    def writes(self, conn: Connection) -> Writes:
         return Writes(conn, self.schema, history=self.history)
 
     def applied(self, writes: Writes) -> None:

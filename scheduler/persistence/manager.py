@@ -116,7 +116,7 @@ class Persistence:
             try:
                 await self.snapshot()
             except StorageFull:
-                pass  # logged where it happened, with the path; no traceback for a full disk
+                continue  # logged where it happened, with the path; no traceback for a full disk
             except Exception:
                 log.exception("snapshot failed; the journal keeps every change meanwhile")
 
@@ -150,6 +150,6 @@ class Persistence:
         try:
             await self.snapshot(next_id)
         except StorageFull:
-            pass  # logged where it happened, with the path; the journal holds every change
+            return  # logged where it happened, with the path; the journal holds every change
         except Exception:
             log.exception("final snapshot failed; the journal holds every change")
