@@ -105,6 +105,39 @@ async def due_ours(n: int) -> dict[str, float]:
     return {"per_s": n / took}
 
 
+async def due_ours_batch(n: int) -> dict[str, float]:
+    """As :func:`due_ours`, with persistence on (``fsync = "batch"``, a temporary state dir):
+    each run's start and end are journalled, the starts made durable before the runs."""
+    import tempfile
+
+    from scheduler.config.load import Config, PersistenceConfig, SchedulerConfig
+    from scheduler.model import JobStatus
+    from scheduler.persistence.journal import FsyncMode
+    from scheduler.runtime.library import Scheduler
+
+    with tempfile.TemporaryDirectory(prefix="bench-due-") as state:
+        config = Config(
+            scheduler=SchedulerConfig(max_concurrency=100),
+            persistence=PersistenceConfig(dir=state, fsync=FsyncMode.BATCH, snapshot_interval=3600),
+        )
+        sched = Scheduler(config)
+        sched.register_task("noop", noop, retries=0)
+        await sched.start()
+        sched.engine.set_paused(True)
+        for i in range(0, n, 1000):  # concurrent creates share their commits
+            await asyncio.gather(
+                *(sched.create_task("noop", None) for _ in range(min(1000, n - i)))
+            )
+        start = time.perf_counter()
+        sched.engine.set_paused(False)
+        counts = sched.store.counts
+        while counts[JobStatus.COMPLETED] < n:  # noqa: ASYNC110 - sampling progress
+            await asyncio.sleep(0.005)
+        took = time.perf_counter() - start
+        await sched.stop(grace=0)
+    return {"per_s": n / took}
+
+
 async def due_aps(n: int) -> dict[str, float]:
     from apscheduler.events import EVENT_JOB_EXECUTED
 
@@ -140,7 +173,10 @@ async def lateness_ours(n: int, span: float, pending: int = 0) -> dict[str, floa
         delay = base + span * i / n - time.time()
         refs.append(await sched.create_task("noop", None, schedule={"delay": delay}))
     gc.collect()
+    idle = await _idle_cpu(min(1.0, base - time.time() - 0.2))
+    cpu = time.process_time()
     await asyncio.sleep(base - time.time() + span + 0.5)
+    cpu = time.process_time() - cpu
     late = []
     for ref in refs:
         job = sched.service.get(ref.id)
@@ -148,7 +184,16 @@ async def lateness_ours(n: int, span: float, pending: int = 0) -> dict[str, floa
             if run.lateness is not None:
                 late.append(run.lateness * 1000)
     await sched.stop(grace=0)
-    return _lateness(late, n)
+    return {**_lateness(late, n), "cpu_busy": cpu / (span + 0.5), "cpu_idle": idle}
+
+
+async def _idle_cpu(seconds: float) -> float:
+    """The share of one core the process uses while nothing is due for ``seconds``."""
+    if seconds <= 0:
+        return float("nan")
+    cpu = time.process_time()
+    await asyncio.sleep(seconds)
+    return (time.process_time() - cpu) / seconds
 
 
 async def lateness_aps(n: int, span: float, pending: int = 0) -> dict[str, float]:
@@ -190,6 +235,7 @@ async def lateness_loop(n: int, span: float) -> dict[str, float]:
 
 def _lateness(late: list[float], n: int) -> dict[str, float]:
     return {
+        "min_ms": min(late),
         "p50_ms": statistics.median(late),
         "p99_ms": pct(late, 0.99),
         "max_ms": max(late),
@@ -256,6 +302,7 @@ PARTS = {
     "add_aps": add_aps,
     "due_ours": due_ours,
     "due_aps": due_aps,
+    "due_ours_batch": due_ours_batch,
     "lateness_ours": lateness_ours,
     "lateness_aps": lateness_aps,
     "lateness_loop": lateness_loop,
@@ -321,18 +368,17 @@ def main() -> None:
         )
     d, p = run_part("due_ours", 100_000), run_part("due_aps", 100_000)
     row("(b) 100,000 due now: completed", d["per_s"], p["per_s"], "jobs/s", ">= 100,000")
+    b = run_part("due_ours_batch", 100_000)
+    row("(b) same, journalled (fsync = batch)", b["per_s"], None, "jobs/s", ">= 50,000")
     lo, lp, ll = (
         run_part(k, 10_000, 5.0) for k in ("lateness_ours", "lateness_aps", "lateness_loop")
     )
-    for key in ("p50_ms", "p99_ms", "max_ms"):
-        row(
-            f"(c) 10,000 due across 5 s: lateness {key[:-3]}",
-            lo[key],
-            lp[key],
-            "ms",
-            "p99 < 2" if key == "p99_ms" else "",
-        )
+    targets = {"min_ms": ">= 0", "p50_ms": "<= 0.3", "p99_ms": "<= 1.0", "max_ms": "<= 5"}
+    for key, target in targets.items():
+        row(f"(c) 10,000 due across 5 s: lateness {key[:-3]}", lo[key], lp[key], "ms", target)
         row(f"    event loop timers alone {key[:-3]}", ll[key], None, "ms", "")
+    row("    CPU while they run (share of a core)", lo["cpu_busy"], None, "", "")
+    row("    CPU at idle (share of a core)", lo["cpu_idle"], None, "", "")
     s = run_part("status_ours", big, 2000)
     row(f"(e) GET /api/scheduler with {big:,} jobs p50", s["p50_ms"], None, "ms", "")
     row(f"(e) GET /api/scheduler with {big:,} jobs p99", s["p99_ms"], None, "ms", "< 5")

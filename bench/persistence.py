@@ -113,6 +113,13 @@ class Daemon:
             self.proc.kill()
             self.proc.wait()
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the daemon so far (all its threads): on a shared machine
+        a steadier figure than the wall time, which also counts waiting for a core."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_mb(self) -> float:
         assert self.proc is not None
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():

@@ -74,7 +74,9 @@ class JobNotFound(SchedulerError, LookupError):
     code = "not_found"
 
     def __init__(self, job_id: str) -> None:
-        super().__init__(f"no job with id {job_id!r}", field="id")
+        # The id is whatever a client put in the path: quoted cut short (a 5,000-character
+        # id once made a 5,017-character message), kept whole for the caller.
+        super().__init__(f"no job with id {describe(job_id)}", field="id")
         self.job_id = job_id
 
 

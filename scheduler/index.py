@@ -62,47 +62,51 @@ class SortedIds:
         j = bisect.bisect_left(block, value)
         return block[j] == value
 
-    def add(self, value: int) -> None:
+    def add(self, value: int) -> bool:
+        """Insert ``value``; False when it was already there (a set)."""
         maxes, blocks = self._maxes, self._blocks
         self._offsets = None
-        self._len += 1
         if not maxes or value > maxes[-1]:  # a new job: the common case
+            self._len += 1
             if blocks and len(blocks[-1]) < 2 * LOAD:
                 blocks[-1].append(value)
                 maxes[-1] = value
             else:
                 blocks.append([value])
                 maxes.append(value)
-            return
+            return True
         i = bisect.bisect_left(maxes, value)
         block = blocks[i]
         j = bisect.bisect_left(block, value)
         if block[j] == value:
-            self._len -= 1  # already there: a set
-            return
+            return False
+        self._len += 1
         block.insert(j, value)
         if len(block) > 2 * LOAD:
             blocks[i : i + 1] = [block[:LOAD], block[LOAD:]]
             maxes[i : i + 1] = [block[LOAD - 1], block[-1]]
+        return True
 
-    def discard(self, value: int) -> None:
+    def discard(self, value: int) -> bool:
+        """Remove ``value``; False when it was not there."""
         maxes, blocks = self._maxes, self._blocks
         i = bisect.bisect_left(maxes, value)
         if i == len(maxes):
-            return
+            return False
         block = blocks[i]
         j = bisect.bisect_left(block, value)
         if block[j] != value:
-            return
+            return False
         del block[j]
         self._len -= 1
         self._offsets = None
         if not block:
             del blocks[i], maxes[i]
-            return
-        maxes[i] = block[-1]
-        if len(block) < LOAD // 4 and len(blocks) > 1:
-            self._merge(i if i + 1 < len(blocks) else i - 1)
+        else:
+            maxes[i] = block[-1]
+            if len(block) < LOAD // 4 and len(blocks) > 1:
+                self._merge(i if i + 1 < len(blocks) else i - 1)
+        return True
 
     def _merge(self, i: int) -> None:
         """Join block ``i`` and the next one (split again if that makes one too big)."""
@@ -181,7 +185,12 @@ def _positions(buckets: Sequence[SortedIds], start: int) -> list[int]:
 class JobIndex:
     """Buckets of ids by ``(status, type, task)``; see the module's docstring. How many jobs
     each ``(status, type)`` pair holds is also counted, so that a count that names both (the
-    status card's ``delayedJobs``) is O(1) however many tasks there are."""
+    status card's ``delayedJobs``) is O(1) however many tasks there are.
+
+    A bucket that empties is kept (readers skip empty ones): a run moves its job from
+    ``pending`` to ``running`` to ``completed``, and the ``running`` bucket of a busy task
+    empties and fills again with every run. There are only as many buckets as combinations of
+    status, type and task ever seen."""
 
     __slots__ = ("_buckets", "_pairs")
 
@@ -194,36 +203,39 @@ class JobIndex:
         return (job.status, job.schedule.type, job.task)
 
     def add(self, job: Job, key: Key | None = None) -> None:
-        key = key or self.key(job)
+        self._add(job.id, key or self.key(job))
+
+    def remove(self, job: Job, key: Key | None = None) -> None:
+        self._remove(job.id, key or self.key(job))
+
+    def update(self, old: Job, new: Job) -> None:
+        """Move a changed job to its new bucket (nothing to do when the key is the same).
+        Written for the run path: a run moves its job twice, keeping its schedule and task."""
+        schedule = new.schedule
+        if old.schedule is schedule:
+            if old.status is new.status and old.task == new.task:
+                return
+            kind = before_kind = schedule.type
+        else:
+            kind, before_kind = schedule.type, old.schedule.type
+        before, after = (old.status, before_kind, old.task), (new.status, kind, new.task)
+        if before != after:
+            self._remove(old.id, before)
+            self._add(new.id, after)
+
+    def _add(self, job_id: int, key: Key) -> None:
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = SortedIds()
-        size = len(bucket)
-        bucket.add(job.id)
-        self._count(key, len(bucket) - size)
+        if bucket.add(job_id):
+            pair = (key[0], key[1])
+            self._pairs[pair] = self._pairs.get(pair, 0) + 1
 
-    def remove(self, job: Job, key: Key | None = None) -> None:
-        key = key or self.key(job)
+    def _remove(self, job_id: int, key: Key) -> None:
         bucket = self._buckets.get(key)
-        if bucket is not None:
-            size = len(bucket)
-            bucket.discard(job.id)
-            self._count(key, len(bucket) - size)
-            if not bucket:
-                del self._buckets[key]
-
-    def _count(self, key: Key, change: int) -> None:
-        pair = (key[0], key[1])
-        self._pairs[pair] = self._pairs.get(pair, 0) + change
-
-    def update(self, old: Job, new: Job) -> None:
-        """Move a changed job to its new bucket (nothing to do when the key is the same)."""
-        if old.status is new.status and old.schedule is new.schedule and old.task == new.task:
-            return
-        before, after = self.key(old), self.key(new)
-        if before != after:
-            self.remove(old, before)
-            self.add(new, after)
+        if bucket is not None and bucket.discard(job_id):
+            pair = (key[0], key[1])
+            self._pairs[pair] -= 1
 
     def load(self, grouped: dict[Key, list[int]]) -> None:
         """Fill an empty index from ids grouped by key (any order within a group)."""
@@ -231,7 +243,8 @@ class JobIndex:
         for key, job_ids in grouped.items():
             job_ids.sort()
             self._buckets[key] = SortedIds(job_ids)
-            self._count(key, len(job_ids))
+            pair = (key[0], key[1])
+            self._pairs[pair] = self._pairs.get(pair, 0) + len(job_ids)
 
     def matching(
         self, status: JobStatus | None, type_: JobType | None, task: str | None

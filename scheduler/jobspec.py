@@ -117,6 +117,9 @@ class JobDefaults(msgspec.Struct, frozen=True):
     retry: RetryPolicy = RetryPolicy()
 
 
+#: What ``dict.get`` gives for a key that is absent (None is a value a client may send).
+_ABSENT: Final = object()
+
 #: Where a spec keeps its compiled schedule: in its ``__dict__``, outside its fields.
 _COMPILED: Final = "_compiled"
 
@@ -264,6 +267,11 @@ def validate_job_input(
     return (None, reader.problems) if reader.problems else (spec, [])
 
 
+def _cannot_fail(schedule: Schedule) -> bool:
+    """Whether compiling ``schedule`` is certain to succeed: immediate, or a delay alone."""
+    return schedule == IMMEDIATE or schedule == Schedule(delay=schedule.delay)
+
+
 class _JobReader:
     """Reads one job's keys, collecting problems instead of stopping at the first."""
 
@@ -279,7 +287,7 @@ class _JobReader:
         self.compiled: tuple[datetime, Trigger] | None = None  # the trial compilation
 
     def key(self, snake: str) -> str:
-        return camel(snake) if self.style == "camel" else snake
+        return camel(snake) if self.style == "camel" else snake  # camel() is cached
 
     def field(self, snake: str) -> str:
         return f"{self.prefix}{self.key(snake)}"
@@ -290,9 +298,9 @@ class _JobReader:
         JSON ``null`` counts as absent unless the key gives it a meaning (``nullable``: a null
         ``timeout`` is no timeout), so clients may send every key and null the unused ones.
         """
-        key = self.key(snake)
-        value = self.raw.get(key)
-        if key not in self.raw or (value is None and not nullable):
+        key = camel(snake) if self.style == "camel" else snake
+        value = self.raw.get(key, _ABSENT)
+        if value is _ABSENT or (value is None and not nullable):
             return default
         try:
             return check(value, self.field(snake))
@@ -372,9 +380,13 @@ class _JobReader:
                 )
             zone_name = inner_zone
         zone_name = zone_name or self.defaults.timezone
-        if len(self.problems) == before:  # compiling with a zone or schedule in doubt says nothing
-            self.try_compile(schedule or IMMEDIATE, zone_name, created)
-        return schedule or IMMEDIATE, zone_name
+        schedule = schedule or IMMEDIATE
+        # Compiling with a zone or schedule in doubt says nothing. An immediate run or a delay
+        # (bounded when parsed) cannot fail to compile, and a new job's first run needs no
+        # trigger for them: most creates skip the trial (compiled on demand, at most once).
+        if len(self.problems) == before and not _cannot_fail(schedule):
+            self.try_compile(schedule, zone_name, created)
+        return schedule, zone_name
 
     def schedule(self) -> tuple[Schedule | None, str | None]:
         try:

@@ -38,6 +38,7 @@ The table above is the one the tests use: it is parsed from this docstring.
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 import subprocess
 import sys
@@ -434,3 +435,59 @@ def test_importing_the_config_in_a_fresh_interpreter_does_not_load_aiohttp() -> 
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False", "import scheduler.config loaded aiohttp"
+
+
+# --- the README shows this shape ---------------------------------------------------------------
+
+
+def readme_tree() -> list[str]:
+    """The lines of the tree under ``scheduler/`` in the README's "Architecture" section."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Architecture\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```\n", 2)[1]
+    lines = block.splitlines()
+    assert lines[0] == "scheduler/", "the README's architecture tree starts at scheduler/"
+    return lines[1:]
+
+
+#: A line of the tree: names (a folder ends in ``/``) one space apart, then two or more spaces
+#: and what they are.
+_TREE_LINE = re.compile(r"^  (\S+(?: \S+)*?) {2,}\S")
+
+
+def readme_units() -> list[str]:
+    """Each name the README's tree lists, in its order; a line that names nothing (a
+    description wrapped onto a second line) fails: each folder has one line."""
+    units: list[str] = []
+    for line in readme_tree():
+        row = _TREE_LINE.match(line)
+        assert row is not None, f"the README's tree has a line that names nothing: {line!r}"
+        units.extend(row[1].split(" "))
+    return units
+
+
+def real_units() -> set[str]:
+    """The subpackages (as ``name/``) and top-level modules of ``scheduler/`` today."""
+    folders = {f"{path.parent.name}/" for path in PACKAGE.glob("*/__init__.py")}
+    tops = {path.stem for path in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
+    return folders | tops
+
+
+def test_the_readme_tree_lists_every_folder_and_top_level_module_once() -> None:
+    listed = readme_units()
+    assert sorted(listed) == sorted(set(listed)), "the README's tree lists a name twice"
+    real = real_units()
+    assert set(listed) - real == set(), "the README's tree lists what scheduler/ lacks"
+    assert real - set(listed) == set(), "scheduler/ has what the README's tree leaves out"
+
+
+def test_the_readme_tree_is_in_the_order_of_the_layers() -> None:
+    numbers = [(LAYERS[unit.removesuffix("/")].number, unit) for unit in readme_units()]
+    out_of_order = [
+        f"{unit} (layer {number}) after {prev} (layer {prev_number})"
+        for (prev_number, prev), (number, unit) in itertools.pairwise(numbers)
+        if number < prev_number
+    ]
+    assert not out_of_order, "the README's tree is not lowest layer first:\n  " + "\n  ".join(
+        out_of_order
+    )

@@ -40,41 +40,21 @@ from scheduler.events import EVENT_TYPES
 from scheduler.model import Policy, RetryPolicy
 from scheduler.schedules import SCHEDULE_KEYS
 from tests.api.harness import Api, running_api
+from tests.docs_text import (
+    CONFIG_DOC,
+    DOCS,
+    ROOT,
+    fenced_blocks,
+    fields,
+    first_column,
+    section,
+    sections,
+    text,
+    ticked,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs"
 API = DOCS / "api.md"
 _METHODS = ("get", "head", "post", "put", "patch", "delete")
-
-
-def text(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
-
-
-def sections(path: Path, level: str) -> dict[str, str]:
-    """Heading -> body, for the headings of one level (``"## "`` or ``"### "``)."""
-    found: dict[str, str] = {}
-    heading = None
-    lines: list[str] = []
-    fenced = False
-    for line in text(path).splitlines():
-        fenced = fenced != line.startswith("```")
-        if not fenced and re.match(r"#{2,3} ", line):
-            if heading is not None:
-                found[heading] = "\n".join(lines)
-            heading, lines = (line[len(level) :], []) if line.startswith(level) else (None, [])
-            continue
-        lines.append(line)
-    if heading is not None:
-        found[heading] = "\n".join(lines)
-    return found
-
-
-def section(path: Path, level: str, needle: str) -> str:
-    """The body of the one heading that contains ``needle``."""
-    matches = [body for title, body in sections(path, level).items() if needle in title]
-    assert len(matches) == 1, f"{path.name}: {len(matches)} headings contain {needle!r}"
-    return matches[0]
 
 
 def operations() -> Iterator[tuple[str, str, dict[str, Any], list[dict[str, Any]]]]:
@@ -84,11 +64,6 @@ def operations() -> Iterator[tuple[str, str, dict[str, Any], list[dict[str, Any]
             if method in item:
                 op = item[method]
                 yield path, method, op, [*item.get("parameters", []), *op.get("parameters", [])]
-
-
-def ticked(body: str) -> set[str]:
-    """Every ``code`` span of a text."""
-    return set(re.findall(r"`([^`\n]+)`", body))
 
 
 # --- the HTTP API ------------------------------------------------------------------------
@@ -179,7 +154,6 @@ def test_every_key_of_a_jobs_input_is_documented() -> None:
 
 # --- configuration -----------------------------------------------------------------------
 
-CONFIG_DOC = DOCS / "configuration.md"
 SECTIONS: dict[str, type[msgspec.Struct]] = {
     "`[server]`": ServerConfig,
     "`[scheduler]`": SchedulerConfig,
@@ -187,20 +161,6 @@ SECTIONS: dict[str, type[msgspec.Struct]] = {
     "`[tasks.NAME]`": TaskConfig,
     "`[alerts]`": AlertsConfig,
 }
-
-
-def fields(kind: type[msgspec.Struct]) -> set[str]:
-    return {field.name for field in msgspec.structs.fields(kind)}
-
-
-def first_column(body: str) -> set[str]:
-    """The keys named in the first column of a section's tables."""
-    keys: set[str] = set()
-    for line in body.splitlines():
-        cells = line.split("|")
-        if line.startswith("| `") and len(cells) > 2:
-            keys |= ticked(cells[1])
-    return keys
 
 
 def test_every_config_key_is_documented_in_its_section_and_nothing_else() -> None:
@@ -272,21 +232,6 @@ def test_each_dst_vector_of_the_schedules_page_is_what_the_scheduler_does(
     spec: str, zone: str, after: str, runs: list[str]
 ) -> None:
     assert next_json(spec, zone, after, len(runs)) == runs
-
-
-def fenced_blocks(path: Path) -> list[tuple[str, list[str]]]:
-    """``(language, lines)`` of every fenced block of a Markdown file, in order."""
-    blocks: list[tuple[str, list[str]]] = []
-    current: list[str] | None = None
-    for line in text(path).splitlines():
-        if line.startswith("```") and current is None:
-            current = []
-            blocks.append((line[3:].strip(), current))
-        elif line.startswith("```"):
-            current = None
-        elif current is not None:
-            current.append(line)
-    return blocks
 
 
 def next_examples() -> list[tuple[str, list[str], list[str]]]:

@@ -25,7 +25,7 @@ from scheduler.cluster.runtime import ClusterParts
 from scheduler.config import ClusterConfig, load_config
 from scheduler.observability.metrics import SchedulerMetrics
 from scheduler.store import Store
-from tests.test_docs import (
+from tests.docs_text import (
     CONFIG_DOC,
     DOCS,
     ROOT,

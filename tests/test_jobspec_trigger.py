@@ -23,9 +23,10 @@ from scheduler.triggers import Trigger, compile_schedule
 
 DEFAULTS = JobDefaults(timezone="Asia/Seoul")
 CREATED = datetime(2026, 11, 22, 0, 0, 30, 250000, tzinfo=UTC)
+#: Runs now, or after a delay: nothing to validate by compiling, and a new job's first run
+#: needs no trigger, so these are compiled only when something asks for the trigger.
+CERTAIN: list[dict[str, Any]] = [{}, {"delay": "15m"}]
 SCHEDULES: list[dict[str, Any]] = [
-    {},
-    {"delay": "15m"},
     {"at": "2027-03-01T09:00"},
     {"every": "90s"},
     {"every": "1h", "start": "2026-11-01T00:00"},
@@ -66,6 +67,20 @@ def test_the_spec_hands_out_the_compilation_that_validated_it(
     assert spec.compiled_for == CREATED.timestamp()
     trigger = spec.trigger(CREATED.timestamp())
     assert compiles.call_count == 1  # not compiled again
+    fresh = compile_schedule(spec.schedule, load_zone(spec.timezone), created=CREATED)
+    assert runs(trigger, CREATED) == runs(fresh, CREATED)
+
+
+@pytest.mark.parametrize("schedule", CERTAIN, ids=repr)
+def test_a_schedule_certain_to_compile_is_compiled_only_when_asked_for(
+    compiles: mock.MagicMock, schedule: dict[str, Any]
+) -> None:
+    spec = parse(schedule)
+    assert compiles.call_count == 0
+    assert spec.compiled_for is None
+    trigger = spec.trigger(CREATED.timestamp())
+    assert spec.trigger(CREATED.timestamp()) is trigger
+    assert compiles.call_count == 1
     fresh = compile_schedule(spec.schedule, load_zone(spec.timezone), created=CREATED)
     assert runs(trigger, CREATED) == runs(fresh, CREATED)
 

@@ -112,7 +112,7 @@ async def job_next(request: web.Request) -> web.Response:
             "utc": to_datetime(t).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "local": iso(t, job.timezone),
         }
-        for t in service.next_times(job, n)
+        for t in await service.next_times(job, n)
     ]
     return json_response({"timezone": job.timezone, "items": items})
 

@@ -1,6 +1,11 @@
 """One middleware maps error types to status codes and one error document shape:
 ``{"error": {"code", "message", "field"}}``. Nothing else ever reaches a client as an error.
 
+A message (and a field name) is cut to :data:`MAX_MESSAGE_CHARS`: messages name the field and
+what was expected, and may quote the bad value, so a client that sends a 5,000-character job id
+must not get it back whole (the checks cut what they quote; this bounds what any of them may
+miss).
+
 An exception that is not one of ours is a bug: it is logged with its traceback and the client
 gets a 500 with the same document and no detail (never a traceback, never a secret). A
 ``ConnectionError`` is the client having gone (or been cut off by a read deadline): it is left
@@ -28,6 +33,9 @@ from scheduler.errors import (
 )
 
 log = logging.getLogger("scheduler.api")
+
+#: The longest error message (or field name) an answer carries; longer ones are cut.
+MAX_MESSAGE_CHARS = 500
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -74,10 +82,14 @@ def json_response(
 
 def _redact(request: web.Request, text: str) -> str:
     """Error messages quote the bad input; a client that sent the API token as a value must
-    not get it back (nor see it in any log of the answer)."""
+    not get it back (nor see it in any log of the answer). Cut to MAX_MESSAGE_CHARS after the
+    token is replaced, so that no part of it survives the cut."""
     settings = request.app.get(SETTINGS)
     token = settings.token if settings is not None else None
-    return text.replace(token, "[redacted]") if token else text
+    shown = text.replace(token, "[redacted]") if token else text
+    if len(shown) <= MAX_MESSAGE_CHARS:
+        return shown
+    return shown[: MAX_MESSAGE_CHARS - 3] + "..."
 
 
 def status_for(exc: SchedulerError) -> int:

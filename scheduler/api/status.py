@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 from aiohttp import web
+from multidict import CIMultiDict
 
 from scheduler.api.keys import SCHEDULER, STATE, Phase
 from scheduler.ids import encode
@@ -76,11 +77,13 @@ def _next_job(job: Job | None) -> dict[str, Any] | None:
 
 
 class _Card(NamedTuple):
-    """The card as sent, and what it was rendered from: valid while ``key`` is unchanged."""
+    """The card as sent, and what it was rendered from: valid while ``key`` is unchanged.
+    ``headers`` are the 200 answer's, built once with the card (each answer copies them)."""
 
     key: tuple[int, Phase, bool, bool]
     body: bytes
     etag: str
+    headers: CIMultiDict[str]
 
 
 #: The last card rendered for each store. Widgets poll the card far more often than the store
@@ -89,7 +92,7 @@ class _Card(NamedTuple):
 _cards: weakref.WeakKeyDictionary[Store, _Card] = weakref.WeakKeyDictionary()
 
 
-def _card(sched: Scheduler, phase: Phase) -> tuple[bytes, str]:
+def _card(sched: Scheduler, phase: Phase) -> tuple[bytes, str, CIMultiDict[str]]:
     """The card's body and ETag. Everything the document shows comes from the store (whose
     ``version`` moves with each change, including jobs handed out as due), the daemon's phase,
     whether the engine runs, and the pause flag: that is the cache key, so a change shows at
@@ -103,22 +106,29 @@ def _card(sched: Scheduler, phase: Phase) -> tuple[bytes, str]:
     if card is None or card.key != key:
         card = _Card(key, *_render(sched, phase))
         _cards[store] = card
-    return card.body, card.etag
+    return card.body, card.etag, card.headers
 
 
-def _render(sched: Scheduler, phase: Phase) -> tuple[bytes, str]:
+def _render(sched: Scheduler, phase: Phase) -> tuple[bytes, str, CIMultiDict[str]]:
     body = msgspec.json.encode(status_document(sched, phase))
-    return body, '"' + hashlib.blake2b(body, digest_size=8).hexdigest() + '"'
+    etag = '"' + hashlib.blake2b(body, digest_size=8).hexdigest() + '"'
+    headers = CIMultiDict(_validators(etag))
+    headers["Content-Type"] = "application/json"
+    return body, etag, headers
+
+
+def _validators(etag: str) -> dict[str, str]:
+    """What a client revalidates the card with (200 and 304 answers alike)."""
+    return {"ETag": etag, "Cache-Control": "no-cache"}
 
 
 @routes.route("GET", "/api/scheduler", allow_head=True)
 async def scheduler_status(request: web.Request) -> web.StreamResponse:
     app = request.app
-    body, etag = _card(app[SCHEDULER], app[STATE].phase)
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    body, etag, headers = _card(app[SCHEDULER], app[STATE].phase)
     if etag in request.headers.get("If-None-Match", ""):
-        return web.Response(status=304, headers=headers)
-    return web.Response(body=body, content_type="application/json", headers=headers)
+        return web.Response(status=304, headers=_validators(etag))
+    return web.Response(body=body, headers=headers)
 
 
 @routes.get("/healthz")

@@ -55,7 +55,7 @@ log = logging.getLogger("scheduler.daemon")
 
 EX_CONFIG = 78
 EX_DATAERR = 65
-EX_SOFTWARE = 70  # the engine died: exit non-zero so systemd restarts the daemon
+EX_SOFTWARE = 70  # a long-lived task died: exit non-zero so systemd restarts the daemon
 
 #: ``STATUS=`` is refreshed this often (seconds) when the counts changed, and at every event.
 STATUS_EVERY: Final = 10.0
@@ -93,7 +93,7 @@ class Daemon:
         self.alerter = Alerter(
             config.alerts, clock=sched.clock, engine=sched.engine, hub=sched.hub, store=sched.store
         )
-        sched.add_service(self.alerter)  # runs in the scheduler's task group, from its start
+        sched.add_service(self.alerter, name="alert sender")  # in the scheduler's task group
         self.status_every = status_every
         self.reloads = {"success": 0, "failure": 0}
         self._status_note: str | None = None

@@ -2,8 +2,14 @@
 
 Shared by the single box's runner and a cluster node. A run is an :class:`ActiveRun` from the
 moment it is taken until its end is recorded; cancelling it (cancel, delete, ``cancel_other``,
-a timeout, shutdown, a lost lease) moves the deadline of its ``asyncio.timeout`` scope to now,
-with a reason, and the executor sees ``CancelledError`` and cleans up.
+a timeout, shutdown, a lost lease) records a reason and cancels the task running the executor,
+which sees ``CancelledError`` at its await and cleans up.
+
+The cancel works as ``asyncio.timeout`` does, without a scope object per run (this is every
+run's path): the task's ``cancel()`` is delivered from a callback of its own, so it can only
+land while the executor is suspended inside the run (never after the run returned, where it
+would hit the worker's next await), and the executor's end takes it back with ``uncancel()``,
+so a cancel from elsewhere (the worker being stopped) still propagates.
 """
 
 from __future__ import annotations
@@ -34,7 +40,11 @@ class ActiveRun:
     attempt: int
     started: float
     manual: bool
-    scope: asyncio.Timeout | None = None
+    #: The task running the executor, while it runs (set by :func:`execute`).
+    task: asyncio.Task[object] | None = None
+    #: A cancel on its way to :attr:`task` (see the module docstring), or delivered.
+    delivery: asyncio.Handle | None = None
+    cancel_sent: bool = False
     cancel_reason: str | None = None
     done: asyncio.Future[Run] | None = None  # made on demand: most runs have no waiter
     waiter: asyncio.Future[Run] | None = None  # the ``?wait=true`` of a run-now
@@ -47,11 +57,20 @@ class ActiveRun:
 
 
 def cancel_run(run: ActiveRun, reason: str | None) -> None:
-    """Stop a run in flight: ``reason`` None means its timeout expired."""
+    """Stop a run in flight: ``reason`` None means its timeout expired. A run that is not in
+    its executor (starting, or ended and being recorded) keeps the reason only."""
     if run.cancel_reason is None:
         run.cancel_reason = reason
-    if run.scope is not None and not run.scope.expired():
-        run.scope.reschedule(-1)
+    task = run.task
+    if task is not None and run.delivery is None:
+        run.delivery = task.get_loop().call_soon(_deliver, run)
+
+
+def _deliver(run: ActiveRun) -> None:
+    task = run.task
+    if task is not None:  # still inside the executor: it is suspended there, so it lands there
+        run.cancel_sent = True
+        task.cancel()
 
 
 def cancelled(reason: str) -> RunResult:
@@ -100,30 +119,40 @@ async def execute(
             error=f"unknown task {job.task!r}: not in config or registered",
         )
     timeout = job.policy.timeout or runtime.timeout or default
-    # The deadline is armed on the injected clock (tests control it); expiry moves the
-    # scope's deadline to now, which cancels the executor the same way a cancel does.
+    # The deadline is armed on the injected clock (tests control it); expiry cancels the
+    # executor the same way a cancel does, with no reason.
     timer = None
     if timeout is not None:
         timer = clock.call_at(run.started + timeout, lambda: cancel_run(run, None))
+    task = asyncio.current_task()
+    assert task is not None, "a run executes in a task"
+    base = task.cancelling()
+    run.task = task
+    if run.cancel_reason is not None:
+        cancel_run(run, run.cancel_reason)
+    ours = False
     try:
-        async with asyncio.timeout(None) as scope:
-            run.scope = scope
-            if run.cancel_reason is not None:
-                scope.reschedule(-1)
+        try:
             return await runtime.executor.run(ctx)
-    except TimeoutError:
+        finally:
+            # Ended: a cancel from now on (its end is being recorded) is a no-op, one still on
+            # its way is dropped, and one delivered is taken back.
+            run.task = None
+            if run.delivery is not None:
+                run.delivery.cancel()
+            if run.cancel_sent:
+                ours = task.uncancel() <= base
+            if timer is not None:
+                timer.cancel()
+    except asyncio.CancelledError:
+        if not ours:
+            raise
         if run.cancel_reason is not None:
             return cancelled(run.cancel_reason)
         return RunResult(outcome=Outcome.TIMEOUT, error=f"timed out after {timeout:g} s")
-    except asyncio.CancelledError:
-        raise
-    except BaseException as exc:
+    except BaseException as exc:  # an executor must never take the engine down
         log.exception("job %s: executor %s failed", encode(job.id), job.task)
         return RunResult(outcome=Outcome.ERROR, error=f"{type(exc).__name__}: {exc}")
-    finally:
-        run.scope = None  # ended: a cancel from now on (its end is being recorded) is a no-op
-        if timer is not None:
-            timer.cancel()
 
 
 def run_record(job_id: int, run: ActiveRun, result: RunResult, now: float) -> Run:

@@ -71,7 +71,6 @@ def _settled(
     rng: random.Random,
 ) -> tuple[Job, str]:
     idle = JobStatus.RUNNING if busy else JobStatus.PENDING
-    recurring = job.schedule.type is JobType.RECURRING
     base = replace(job, runs=job.runs + 1, progress=None, pid=None, interrupted=0, completed=now)
     outcome = record.outcome
     # What the job still has to run after this one: its next occurrence (recurring), or its
@@ -91,6 +90,7 @@ def _settled(
             return replace(base, status=idle, error=record.error, fire=None), "job-cancelled"
         done = replace(base, status=JobStatus.CANCELLED, error=record.error, scheduled=None)
         return replace(done, fire=None), "job-cancelled"
+    recurring = job.schedule.type is JobType.RECURRING
     when = None if more and not recurring else retry_at(job, record.attempt, result, now, rng)
     if when is not None:
         return replace(base, status=idle, scheduled=when, error=record.error), "job-retry"

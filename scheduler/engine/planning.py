@@ -71,7 +71,7 @@ def decide(
         return Decision(Action.RESUME)
     if job.fire is not None and job.status is JobStatus.PENDING:
         return Decision(Action.RETRY, fire=job.fire)
-    if job.type is JobType.RECURRING:
+    if job.schedule.type is JobType.RECURRING:
         return _recurring(job, now, timeline(), busy=busy, buffered=buffered)
     if busy:
         return Decision(Action.HOLD)  # a run-now of it is in flight: its own run comes after

@@ -35,6 +35,11 @@ MANUAL: Final = 1  # "run now": outside the schedule
 BUFFERED: Final = 2  # an occurrence held back by overlap=buffer_one
 RETRY: Final = 3  # the next attempt of a failed run (same fire)
 FROM_FIRE: Final = -1.0  # "compute the job's next instant from the fire when it starts"
+#: A rate window is measured on the monotonic clock, its timer armed on the wall clock: the
+#: conversion rounds (about 2e-7 s at today's epoch), and a timer a hair early finds the window
+#: still full and re-arms for the same instant (for ever, on an injected clock). It wakes 10
+#: microseconds late instead (dozens of roundings), never early.
+WAKE_MARGIN: Final = 1e-5
 
 
 @dataclass(slots=True, eq=False)
@@ -53,8 +58,11 @@ class QueuedRun:
 
 
 #: A heap entry: (priority rank, sort instant, job id, sequence, run). The sequence makes
-#: entries unique, so comparisons never reach the run (tuples compare in C: fast).
+#: entries unique, so comparisons never reach the run (tuples compare in C: fast; a NamedTuple
+#: would cost a Python call per entry made, so its one field read is by a named index).
 Entry = tuple[int, float, int, int, QueuedRun]
+#: Where an :data:`Entry` holds its run.
+RUN: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +159,7 @@ class ReadyQueue:
         count = 0
         for heap in (self.heap, *(s.blocked for s in self._slots.values())):
             for entry in heap:
-                run = entry[4]
+                run = entry[RUN]
                 if keep_manual and run.kind == MANUAL:
                     continue
                 if run.job_id == job_id and not run.dropped:
@@ -169,7 +177,7 @@ class ReadyQueue:
         heap = self.heap
         while heap:
             entry = heapq.heappop(heap)
-            run = entry[4]
+            run = entry[RUN]
             job = jobs.get(run.job_id)
             if run.dropped:
                 continue  # counted out when it was dropped
@@ -223,7 +231,7 @@ class ReadyQueue:
                 starts.popleft()
             if len(starts) >= count:
                 heapq.heappush(slots.blocked, entry)
-                self._wake_at(slots, starts[0] + per - now)
+                self._wake_at(slots, starts[0] + per - now + WAKE_MARGIN)
                 return None
             if slots.blocked and slots.blocked[0] < entry:
                 # The window moved before its timer told the runs held back: they come first.

@@ -58,9 +58,11 @@ from scheduler.events import (
     RunStarted,
     Settled,
 )
+from scheduler.executors.base import RunContext
 from scheduler.ids import encode
 from scheduler.model import (
     FINISHED,
+    AddRun,
     Job,
     JobStatus,
     JobType,
@@ -199,7 +201,6 @@ class Runner:
         the job changed while it waited for a slot (modified, cancelled, paused)."""
         kind = queued.kind
         live = job.status is JobStatus.PENDING or job.status is JobStatus.RUNNING
-        recurring = job.schedule.type is JobType.RECURRING
         if kind == MANUAL:
             # Outside the schedule, which stays as it was (a one-off keeps its own run too).
             return (now, 1, job.scheduled) if live else None
@@ -210,7 +211,7 @@ class Runner:
         if queued.expect is not None and queued.expect > now:  # a timer fired early
             self.store.requeue(job)
             return None
-        if not recurring:
+        if job.schedule.type is not JobType.RECURRING:
             nxt = None
         elif queued.nxt == FROM_FIRE:
             nxt = self.triggers.next_after(job, queued.fire)
@@ -246,7 +247,11 @@ class Runner:
             if run.cancel_reason is not None:  # cancelled while its start was journalled
                 result = cancelled(run.cancel_reason)
             else:
-                result = await self._execute(job, run)
+                ctx = self._context(job, run)
+                runtime = self.tasks.get(job.task)
+                result = await execute(
+                    runtime, job, run, ctx, self.clock, default=self.default_timeout
+                )
         finally:
             self.queue.release(place)
         await self._finish(job.id, run, result)
@@ -279,15 +284,13 @@ class Runner:
         if queued.waiter is not None:
             not_started(queued.waiter, queued.job_id, job)
 
-    async def _execute(self, job: Job, run: ActiveRun) -> RunResult:
-        ctx = run_context(
+    def _context(self, job: Job, run: ActiveRun) -> RunContext:
+        job_id = job.id
+        return run_context(
             job,
             run,
-            report_progress=lambda pct, msg: self._progress(job.id, pct, msg),
-            report_pid=lambda pid: self._pid(job.id, pid),
-        )
-        return await execute(
-            self.tasks.get(job.task), job, run, ctx, self.clock, default=self.default_timeout
+            report_progress=lambda pct, msg: self._progress(job_id, pct, msg),
+            report_pid=lambda pid: self._pid(job_id, pid),
         )
 
     def _progress(self, job_id: int, percent: float, message: str | None) -> None:
@@ -312,15 +315,14 @@ class Runner:
             log.warning("job %s: could not journal its process id (disk full)", encode(job_id))
 
     async def _finish(self, job_id: int, run: ActiveRun, result: RunResult) -> None:
-        """Record a run's end and the job's new state; once that is durable (the same group
-        commit as everything else), tell whoever waits or listens."""
+        """Record a run's end and the job's new state (one journal write); once that is
+        durable (the same group commit as everything else), tell whoever waits or listens."""
         now = self.clock.time()
         self._unregister(run)
         record = run_record(job_id, run, result, now)
         job = self.store.jobs.get(job_id)
         settled = None
         if job is not None:
-            self.record(job, record, notify=False)
             job, settled = self._settle(job, run, result, record, now)
         await self.store.commit()
         if job is not None:
@@ -344,8 +346,8 @@ class Runner:
     def _settle(
         self, job: Job, run: ActiveRun, result: RunResult, record: Run, now: float
     ) -> tuple[Job, type[Settled]]:
-        """Store the job's state after a run (see :mod:`.outcomes`); returns it and the kind
-        of record to publish once it is durable."""
+        """Record the run and store the job's state after it (see :mod:`.outcomes`); returns
+        it and the kind of record to publish once it is durable."""
         new, event = settle(
             job,
             record,
@@ -356,28 +358,32 @@ class Runner:
             rng=self.rng,
         )
         try:
-            self.store.put(new)
+            self.store.end_run(record, new)
         except StorageFull:
             log.error(  # noqa: TRY400 - a full disk needs no traceback
                 "job %s: could not journal the end of its run (disk full); after a restart "
                 "the run counts as interrupted and follows onCrash",
                 encode(job.id),
             )
-            self.store.apply(PutJob(new))  # memory stays truthful; only durability lags
+            # Memory stays truthful; only durability lags.
+            self.store.apply(AddRun(record))
+            self.store.apply(PutJob(new))
         if new.status in FINISHED:
             self.retention.note(new)
         return new, SETTLED[event]
 
     # --- the history ---------------------------------------------------------------------
 
-    def record(self, job: Job, run: Run, *, notify: bool = True) -> None:
-        """Add ``run`` to the job's history; ``notify``: tell listeners and waiters now."""
+    def record(self, job: Job, run: Run) -> None:
+        """Add ``run`` to the job's history and tell listeners and waiters."""
+        self.record_quietly(run)
+        self.notify(job, run)
+
+    def record_quietly(self, run: Run) -> None:
         try:
             self.store.add_run(run)
         except StorageFull:
-            log.error("job %s: run not recorded, the disk is full", encode(job.id))  # noqa: TRY400
-        if notify:
-            self.notify(job, run)
+            log.error("job %s: run not recorded, the disk is full", encode(run.job_id))  # noqa: TRY400
 
     def notify(self, job: Job, run: Run) -> None:
         if self.hub.wants(RunRecorded):

@@ -34,7 +34,7 @@ import math
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -150,6 +150,10 @@ class TaskContext:
         self._open = False
 
 
+#: The result of a task that returned nothing (records are frozen: one serves every run).
+SUCCEEDED: Final = RunResult(outcome=Outcome.SUCCESS)
+
+
 class PythonExecutor:
     """Runs a python task (see the module docstring for the policy)."""
 
@@ -161,8 +165,13 @@ class PythonExecutor:
 
     async def run(self, ctx: RunContext) -> RunResult:
         payload = _private_copy(ctx.payload)
-        task_ctx = TaskContext(ctx, asyncio.get_running_loop(), payload)
-        args = (payload, task_ctx)[: self._arity]
+        # The context is built only for a callable that takes it (most take the payload alone).
+        task_ctx = None
+        if self._arity == 2:
+            task_ctx = TaskContext(ctx, asyncio.get_running_loop(), payload)
+            args: tuple[Any, ...] = (payload, task_ctx)
+        else:
+            args = (payload,)[: self._arity]
         try:
             if self._is_async:
                 value = await self._func(*args)
@@ -179,7 +188,10 @@ class PythonExecutor:
         except BaseException as exc:  # noqa: BLE001 (a task must never take the engine down)
             return self._failed(exc)
         finally:
-            task_ctx.close()
+            if task_ctx is not None:
+                task_ctx.close()
+        if value is None:
+            return SUCCEEDED  # nothing to bound: the one shared record
         return sane_result(RunResult(outcome=Outcome.SUCCESS, result=value))
 
     async def _in_thread(self, args: tuple[Any, ...]) -> Any:

@@ -17,6 +17,7 @@ and byte offset, because silently dropping acknowledged records is worse than no
 
 from __future__ import annotations
 
+import mmap
 import struct
 import zlib
 from pathlib import Path
@@ -108,7 +109,7 @@ def frame_header(payload: bytes) -> bytes:
 
 
 def scan_frames(
-    data: bytes,
+    data: bytes | mmap.mmap,
     path: Path,
     *,
     start: int = 0,

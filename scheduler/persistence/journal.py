@@ -10,9 +10,13 @@ answered to HTTP clients as a 507); the log names the directory, once per full-d
 Durability (``fsync``):
 
 - ``always`` (default): :meth:`commit` returns once every record appended before the call is
-  fsynced. Group commit: one fsync, run in a worker thread, covers every record appended before
-  it started, and every commit waiting meanwhile shares it, so N concurrent requests cost about
-  two fsyncs, not N.
+  fsynced. Group commit: one fsync pass, run in a worker thread, covers every record appended
+  before it started; a commit whose record came after the pass in flight started waits for the
+  NEXT pass, which starts as soon as that one ends and covers every record appended meanwhile.
+  So N concurrent requests cost about two fsyncs, not N (32 HTTP connections creating jobs:
+  about 12 records per pass, measured). Each waiting commit has a future of its own in
+  :attr:`Journal._waiters`, resolved when the pass it waits for has been applied: cheaper than
+  a ``shield`` per commit, and cancelling one commit cancels only its own future.
 - ``batch``: a timer fsyncs ``batch_interval`` (default 10 ms) after the first unsynced append,
   and :meth:`commit` returns at once. Loss window: a power failure or kernel crash can lose the
   records of the last ``batch_interval`` plus one fsync; a crash of the process alone loses
@@ -30,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from scheduler.errors import PersistenceError, StorageFull
@@ -90,6 +94,8 @@ class Journal:
         self._dir_gen = 0  # bumped on each segment creation; the dir needs an fsync
         self._dir_synced_gen = 0
         self._inflight: asyncio.Future[None] | None = None
+        #: Commits waiting for the pass in flight to be applied (each its own future).
+        self._waiters: list[asyncio.Future[None]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._fatal: BaseException | None = None
         self._closed = False
@@ -144,6 +150,26 @@ class Journal:
         data = self._codec.encode(seq, change)
         crash_point("journal.before_write")
         self._write_all_or_nothing(data)
+        crash_point("journal.after_write")
+        self._last_seq = seq
+        if self._mode is FsyncMode.BATCH:
+            self._arm_timer()
+        return seq
+
+    def append_group(self, changes: Sequence[Change]) -> int:
+        """Write several records with one write, all or nothing (a run's end and its job's
+        new state); return the last one's sequence number. A crash that tears the write keeps
+        a prefix of whole records, as separate writes would have: recovery reads them as such.
+        Raises StorageFull, PersistenceError."""
+        self._check_usable()
+        seq = self._last_seq
+        encode = self._codec.encode
+        parts = []
+        for change in changes:
+            seq += 1
+            parts.append(encode(seq, change))
+        crash_point("journal.before_write")
+        self._write_all_or_nothing(b"".join(parts))
         crash_point("journal.after_write")
         self._last_seq = seq
         if self._mode is FsyncMode.BATCH:
@@ -206,7 +232,11 @@ class Journal:
             return
         target = self._last_seq
         while self._synced_seq < target:
-            await asyncio.shield(self._inflight or self._start_sync())
+            if self._inflight is None:
+                self._start_sync()
+            waiter = self._loop.create_future()
+            self._waiters.append(waiter)
+            await waiter
             if self._fatal is not None:
                 raise PersistenceError(f"{self._dir}: journal fsync failed: {self._fatal}")
 
@@ -218,10 +248,11 @@ class Journal:
         """Start one fsync pass in a worker thread; the future resolves once its outcome has
         been applied (``synced_seq`` advanced, or the journal failed).
 
-        Waiters get this future, not the worker's: the worker's future is done before its
-        callbacks run, so a commit arriving in between would find a finished pass whose
-        outcome is not applied yet, and awaiting a done future never yields to let it apply:
-        the commit would spin on the loop forever.
+        Waiters wait for the outcome to be applied, not for the worker's future: that one is
+        done before its callbacks run, so a commit arriving in between would find a finished
+        pass whose outcome is not applied yet, and awaiting a done future never yields to let
+        it apply: the commit would spin on the loop forever. (``_inflight`` stays set until
+        the outcome is applied, so such a commit queues a waiter for it.)
         """
         plan = _SyncPlan(
             upto=self._last_seq,
@@ -240,10 +271,14 @@ class Journal:
         self, work: asyncio.Future[None], plan: _SyncPlan, applied: asyncio.Future[None]
     ) -> None:
         self._inflight = None
+        waiters, self._waiters = self._waiters, []
         try:
             self._apply_sync(work, plan)
         finally:
             applied.set_result(None)  # waiters read the outcome from the journal's state
+            for waiter in waiters:
+                if not waiter.done():  # a cancelled commit
+                    waiter.set_result(None)
 
     def _apply_sync(self, work: asyncio.Future[None], plan: _SyncPlan) -> None:
         exc = None if work.cancelled() else work.exception()

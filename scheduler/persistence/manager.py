@@ -74,7 +74,9 @@ class Persistence:
             work.add_done_callback(_release_abandoned)  # the thread may still take the lock
             raise
         try:
-            self.store.load(state.jobs, dict(state.runs), paused=state.meta.paused)
+            self.store.load(
+                state.jobs, dict(state.runs), paused=state.meta.paused, groups=state.groups
+            )
             self.next_id = state.next_id
             gc.freeze()  # the loaded records live long: keep full collections from walking them
             self.journal = await Journal.open(

@@ -5,7 +5,14 @@ File ``snapshot-{last_seq:020d}.snap``::
     header  magic "SCHEDSNP" | u32 version | u32 crc32 of the rest of the header |
             u64 last_seq | u64 next_id | u64 jobs | u64 runs | u64 frames | u64 body bytes
     body    frames (``u32 length | u32 crc32 | payload``, as in the journal); each payload is a
-            msgpack ``[kind, value]``: 1 = meta, 2 = up to SLICE jobs, 3 = up to SLICE runs
+            msgpack array ``[kind, ...]``: 1 = meta; 3 = up to SLICE runs; 4 = up to SLICE jobs
+            that share one index key, ``[4, status, type, task, jobs]`` (version 2); 2 = up
+            to SLICE jobs of any key (version 1, still read)
+
+Version 2 groups the jobs by the store's index key (status, type, task): a restart then takes
+each job's bucket from its frame instead of computing a million keys (0.4 s at 1M jobs). The
+writer pays for that grouping, off the event loop. A version 1 snapshot loads as before (the
+store groups its jobs itself).
 
 Policy. The snapshot is built off the event loop: a worker thread encodes SLICE (10,000)
 records per msgspec call. msgspec holds the GIL for the length of one call, so slicing is what
@@ -23,21 +30,26 @@ recovery loads the previous one and replays the journal from there, losing nothi
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import logging
+import mmap
 import os
 import struct
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from operator import attrgetter
 from pathlib import Path
 
 import msgspec
 
 from scheduler.errors import CorruptState, PersistenceError, StorageFull
-from scheduler.model import Job, Run, SetMeta
+from scheduler.index import Key
+from scheduler.model import Job, JobStatus, JobType, Run, SetMeta
 from scheduler.persistence import files
 from scheduler.persistence.codec import (
+    FRAME_HEADER,
     MAX_FRAME,
     Frame,
     check_version,
@@ -49,7 +61,7 @@ from scheduler.persistence.faults import crash_point
 log = logging.getLogger(__name__)
 
 MAGIC = b"SCHEDSNP"
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 SLICE = 10_000
 KEEP = 2
 _HEADER = struct.Struct("<8sII6Q")
@@ -91,6 +103,8 @@ class LoadedSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     meta: SetMeta
     jobs: list[Job]
     runs: list[Run]
+    #: Job ids by index key, as the frames grouped them; None for a version 1 snapshot.
+    groups: dict[Key, list[int]] | None
 
 
 class _MetaFrame(msgspec.Struct, array_like=True, frozen=True, gc=False, tag=1):
@@ -98,6 +112,17 @@ class _MetaFrame(msgspec.Struct, array_like=True, frozen=True, gc=False, tag=1):
 
 
 class _JobsFrame(msgspec.Struct, array_like=True, frozen=True, gc=False, tag=2):
+    """Version 1: jobs of any key."""
+
+    jobs: list[Job]
+
+
+class _KeyedJobsFrame(msgspec.Struct, array_like=True, frozen=True, gc=False, tag=4):
+    """Version 2: jobs that all have this index key."""
+
+    status: JobStatus
+    kind: JobType
+    task: str
     jobs: list[Job]
 
 
@@ -105,7 +130,8 @@ class _RunsFrame(msgspec.Struct, array_like=True, frozen=True, gc=False, tag=3):
     runs: list[Run]
 
 
-_Frame = _MetaFrame | _JobsFrame | _RunsFrame
+_Frame = _MetaFrame | _JobsFrame | _KeyedJobsFrame | _RunsFrame
+_JOB_ID = attrgetter("id")
 
 
 async def write_snapshot(dir: Path, state: SnapshotState) -> SnapshotInfo:
@@ -195,9 +221,10 @@ def _payloads(
 ) -> Iterator[tuple[bytes, int]]:
     """Encoded frame payloads with the number of runs in each; one msgspec call per slice."""
     yield encoder.encode(_MetaFrame(state.meta)), 0
-    jobs = state.jobs
-    for start in range(0, len(jobs), SLICE):
-        yield encoder.encode(_JobsFrame(list(jobs[start : start + SLICE]))), 0
+    for (status, kind, task), jobs in group_jobs(state.jobs).items():
+        for start in range(0, len(jobs), SLICE):
+            frame = _KeyedJobsFrame(status, kind, task, jobs[start : start + SLICE])
+            yield encoder.encode(frame), 0
     pending: list[Run] = []
     for job_runs in state.runs.values():
         pending.extend(job_runs)
@@ -206,6 +233,19 @@ def _payloads(
             pending = []
     if pending:
         yield encoder.encode(_RunsFrame(pending)), len(pending)
+
+
+def group_jobs(jobs: Iterable[Job]) -> dict[Key, list[Job]]:
+    """Jobs by index key (``JobIndex.key``, written out inline: it runs a million times)."""
+    groups: dict[Key, list[Job]] = {}
+    for job in jobs:
+        key = (job.status, job.schedule.type, job.task)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [job]
+        else:
+            group.append(job)
+    return groups
 
 
 def _write_all(fd: int, *parts: bytes) -> int:
@@ -260,7 +300,7 @@ def _clean_up(directory: Path) -> tuple[Path, ...]:
 # --- reading -------------------------------------------------------------------------------
 
 
-def read_header(data: bytes, path: Path) -> SnapshotHeader:
+def read_header(data: bytes | mmap.mmap, path: Path) -> SnapshotHeader:
     """The checked header of a snapshot file's bytes; CorruptState names what is wrong."""
     if not data:
         raise CorruptState(f"{path}: byte 0: snapshot is empty")
@@ -289,13 +329,24 @@ def read_header(data: bytes, path: Path) -> SnapshotHeader:
 
 def verify_snapshot(path: Path) -> SnapshotHeader:
     """Check header, size and every frame's checksum without decoding records."""
-    data = path.read_bytes()
+    data = _mapped(path)
     header = read_header(data, path)
     _checked_frames(data, path, header)
     return header
 
 
-def _checked_frames(data: bytes, path: Path, header: SnapshotHeader) -> list[Frame]:
+def _mapped(path: Path) -> bytes | mmap.mmap:
+    """The file's bytes, mapped rather than read: the pages already in the page cache are
+    used in place, where reading 165 MB (1M jobs) into a new bytes object costs 0.1 s of
+    copying and page zeroing. Snapshots are never changed in place (written whole, renamed,
+    and the state directory is locked), so the mapping cannot change under the reader."""
+    with path.open("rb") as file:
+        if os.fstat(file.fileno()).st_size == 0:
+            return b""  # an empty file cannot be mapped; read_header reports it
+        return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def _checked_frames(data: bytes | mmap.mmap, path: Path, header: SnapshotHeader) -> list[Frame]:
     scan = scan_frames(
         data, path, start=_HEADER.size, max_length=MAX_FRAME, tolerate_torn_tail=False
     )
@@ -307,14 +358,32 @@ def _checked_frames(data: bytes, path: Path, header: SnapshotHeader) -> list[Fra
 
 
 def load_snapshot(path: Path) -> LoadedSnapshot:
-    """Read, verify and decode a snapshot; CorruptState names the file and byte offset."""
-    data = path.read_bytes()
+    """Read, verify and decode a snapshot; CorruptState names the file and byte offset.
+
+    The frames' checksums are verified on a second thread while this one decodes the frames
+    (zlib releases the GIL, so at 1M jobs this hides ~0.1 s); nothing decoded is returned
+    before every checksum has passed, and damage is reported as a check before decoding
+    would report it (a checksum failure wins over a frame that does not decode)."""
+    data = _mapped(path)
     header = read_header(data, path)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="snapshot-check") as pool:
+        checked = pool.submit(_checked_frames, data, path, header)
+        try:
+            snap = _decode(data, path, header)
+        except CorruptState:
+            checked.result()  # raises first if a checksum failed
+            raise
+        checked.result()
+    return snap
+
+
+def _decode(data: bytes | mmap.mmap, path: Path, header: SnapshotHeader) -> LoadedSnapshot:
     decoder: msgspec.msgpack.Decoder[_Frame] = msgspec.msgpack.Decoder(_Frame)
     meta: SetMeta | None = None
     jobs: list[Job] = []
     runs: list[Run] = []
-    for offset, payload in _checked_frames(data, path, header):
+    groups: dict[Key, list[int]] | None = {}
+    for offset, payload in _frame_spans(data):
         try:
             item = decoder.decode(payload)
         except msgspec.DecodeError as exc:
@@ -323,13 +392,32 @@ def load_snapshot(path: Path) -> LoadedSnapshot:
             ) from exc
         if isinstance(item, _MetaFrame):
             meta = item.meta
-        elif isinstance(item, _JobsFrame):
-            jobs += item.jobs
-        else:
+        elif isinstance(item, _RunsFrame):
             runs += item.runs
+        else:
+            jobs += item.jobs
+            if isinstance(item, _JobsFrame):
+                groups = None  # version 1: the store groups the jobs itself
+            elif groups is not None:
+                ids = groups.setdefault((item.status, item.kind, item.task), [])
+                ids += map(_JOB_ID, item.jobs)
     if meta is None or len(jobs) != header.jobs or len(runs) != header.runs:
         raise CorruptState(
             f"{path}: byte {len(data)}: snapshot holds {len(jobs)} jobs and {len(runs)} runs"
             f"{'' if meta else ' and no meta'}; header says {header.jobs} and {header.runs}"
         )
-    return LoadedSnapshot(header=header, meta=meta, jobs=jobs, runs=runs)
+    return LoadedSnapshot(header=header, meta=meta, jobs=jobs, runs=runs, groups=groups)
+
+
+def _frame_spans(data: bytes | mmap.mmap) -> Iterator[tuple[int, memoryview]]:
+    """Each frame's offset and payload, by the length fields alone: the checksums and the
+    frame count are :func:`_checked_frames`' job, which runs beside this."""
+    view = memoryview(data)
+    offset, size = _HEADER.size, len(data)
+    while offset + FRAME_HEADER.size <= size:
+        start = offset + FRAME_HEADER.size
+        end = start + FRAME_HEADER.unpack_from(view, offset)[0]
+        if end > size:
+            return
+        yield offset, view[start:end]
+        offset = end

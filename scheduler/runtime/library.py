@@ -54,6 +54,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Seconds the added services get to finish after they are closed, at a stop.
 SERVICES_GRACE: Final = 10.0
 
+#: What the log calls the periodic snapshots' task when it stops on its own.
+SNAPSHOT_LOOP: Final = "snapshot loop"
+
 
 class Service(Protocol):
     """A long-lived part that runs beside the engine (:meth:`Scheduler.add_service`)."""
@@ -140,8 +143,10 @@ class Scheduler:
         self.defaults = job_defaults(self.config)
         self._spec_cache: dict[tuple[str, str], JobSpec] = {}
         self._main: asyncio.Task[None] | None = None
-        self._services: list[Service] = []
+        self._services: list[tuple[str, Service]] = []  # (name for the log, service)
         self._snapshots: asyncio.Task[None] | None = None
+        #: The group's tasks, each with what the log calls it if it stops on its own.
+        self._long_lived: dict[asyncio.Task[None], str] = {}
         #: Called if the engine stops on its own (a bug): the daemon then exits non-zero so
         #: systemd restarts it, instead of serving an API in front of a dead engine.
         self.on_engine_exit: Callable[[BaseException | None], None] | None = None
@@ -304,27 +309,39 @@ class Scheduler:
             waiter.cancel()
             self._main.result()  # raises what stopped the engine
 
-    def add_service(self, service: Service) -> None:
+    def add_service(self, service: Service, *, name: str | None = None) -> None:
         """Run ``service`` beside the engine, from :meth:`start` until :meth:`stop` (which
-        closes it after the engine has stopped, in the reverse order of adding)."""
-        self._services.append(service)
+        closes it after the engine has stopped, in the reverse order of adding). ``name`` (by
+        default the class's) is what the log calls it if it stops on its own."""
+        self._services.append((name or type(service).__name__, service))
 
     async def _supervise(self, started: asyncio.Event) -> None:
         """Every long-lived task of the scheduler, in one TaskGroup: the engine, the periodic
         snapshots and the added services (the daemon's alert sender). If any of them fails,
         the others are cancelled and the scheduler stops (the daemon then exits non-zero)."""
         async with asyncio.TaskGroup() as group:
-            group.create_task(self.engine.serve(started), name="engine")
+            engine = group.create_task(self.engine.serve(started), name="engine")
+            self._long_lived = {engine: "engine"}
             if self.persistence is not None:
                 self._snapshots = group.create_task(self.persistence.serve(), name="snapshots")
-            for service in self._services:
-                group.create_task(service.serve(), name=type(service).__name__)
+                self._long_lived[self._snapshots] = SNAPSHOT_LOOP
+            for name, service in self._services:
+                self._long_lived[group.create_task(service.serve(), name=name)] = name
 
     def _engine_done(self, task: asyncio.Task[None]) -> None:
+        """The group ended on its own (a bug): say which of its tasks stopped it, since the
+        group's error alone does not (the operator reads "the snapshot loop", not a group)."""
         if self.engine.stopping or task.cancelled():
             return
         error = task.exception()
-        log.critical("the engine stopped unexpectedly: %r", error)
+        failed = {
+            child: name
+            for child, name in self._long_lived.items()
+            if child.done() and not child.cancelled() and child.exception() is not None
+        }
+        names = " and the ".join(failed.values()) or "engine"
+        shown = next(iter(failed)).exception() if len(failed) == 1 else error
+        log.critical("the %s stopped unexpectedly: %r", names, shown)
         if self.on_engine_exit is not None:
             self.on_engine_exit(error)
 
@@ -337,7 +354,7 @@ class Scheduler:
             return
         main, self._main = self._main, None
         await self.engine.stop(self.config.scheduler.shutdown_grace if grace is None else grace)
-        for service in reversed(self._services):
+        for _, service in reversed(self._services):
             await service.close()
         if self._snapshots is not None:
             self._snapshots.cancel()

@@ -207,18 +207,39 @@ class PeriodRule:
 
     def nth(self, n: int, budget: Budget) -> datetime | None:
         start = self._parts.dtstart
+        bounded = self._parts.freq != WEEKLY
         for first, chosen in self._periods(start, budget):
             runs = [run for run in chosen if self._wall(run) >= start]
             if n <= len(runs):
                 return self._wall(runs[n - 1])
             n -= len(runs)
-            if self._parts.freq == MONTHLY and date.fromordinal(first).month == 12:
+            if not bounded and runs and first >= self._origin + self._step:
+                bounded = True  # a whole week has runs: see _weekly_steps
+                budget.require(self._weekly_steps(n, first))
+            # After the year's last month on the grid, skip whole years (not only after a
+            # December: with INTERVAL=2 from an odd month, December is never on the grid).
+            if self._parts.freq == MONTHLY and date.fromordinal(first).month + self._step > 12:
                 n, year = self._skip_years(n, date.fromordinal(first).year + 1, budget)
                 if year > LAST_YEAR:
                     return None
                 if year > date.fromordinal(first).year + 1:
                     return self.nth_from(n, datetime.combine(date(year, 1, 1), time()), budget)
         return None
+
+    def _weekly_steps(self, n: int, first: int) -> int:
+        """WEEKLY: a lower bound on the steps (weeks) a COUNT search still takes after the
+        whole week starting on ``first``, which had runs. Week kinds recur with the grid's
+        cycle, so no run of empty weeks ends the search: it visits every week of the grid
+        (with BYMONTH, at least every one starting in a BYMONTH month) until it has seen
+        ``n`` more runs, at most one per BYSETPOS position a week, or reached year 9999."""
+        to_count = -(-n // len(self._parts.setpos))
+        if not self._parts.months:
+            return min(to_count, (_LAST_DAY - first) // self._step)
+        # Every week of the grid that overlaps a stretch of consecutive BYMONTH months is
+        # visited: at least (its shortest length, February 28 days, + the 6 days before it
+        # in which such a week may start) // the grid's step of them each whole year.
+        per_year = sum(days // self._step for days in _month_stretches(self._parts.months))
+        return min(to_count, per_year * (LAST_YEAR - date.fromordinal(first).year - 1))
 
     def nth_from(self, n: int, start: datetime, budget: Budget) -> datetime | None:
         """The ``n``-th run from ``start`` on (``start`` a period boundary after DTSTART)."""
@@ -253,3 +274,23 @@ class PeriodRule:
                 break
             n, year = n - runs, year + 1
         return n, year
+
+
+#: The shortest length of each month (February: 28 days).
+_SHORTEST = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _month_stretches(months: tuple[int, ...]) -> list[int]:
+    """For each stretch of consecutive ``months`` within a year, the days in which a week
+    overlapping it may start: its shortest length, and the 6 days before it unless they lie
+    in a stretch too (a stretch from January after a December one)."""
+    stretches: list[int] = []
+    previous = -1
+    for month in sorted(months):
+        if month == previous + 1 and stretches:
+            stretches[-1] += _SHORTEST[month - 1]
+        else:
+            before = 0 if month == 1 and 12 in months else 6
+            stretches.append(before + _SHORTEST[month - 1])
+        previous = month
+    return stretches

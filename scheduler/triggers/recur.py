@@ -20,7 +20,8 @@ at most about 10,200 steps for a day-at-a-time rule (a year each up to 9999, a d
 one year, the hour-minute pairs of one day), 430 for YEARLY (400-year cycle, then a check that
 no kind of year has a run), 4,830 for MONTHLY (4,800-month cycle), and one per BYMONTH month
 visited for WEEKLY with BYSETPOS. Only resolving a large COUNT can run out, and COUNT is
-resolved when the rule is compiled, so such a rule is refused when the job is created; the
+resolved when the rule is compiled, so such a rule is refused when the job is created (where an
+arithmetic bound shows the budget cannot suffice, at once: :meth:`Budget.require`); the
 tests check over random rules that no query of an accepted rule runs out. (A catch-up count
 over decades may: it then reports a lower bound, see ``WallClockTrigger.count``.)
 
@@ -85,16 +86,26 @@ class Budget:
         self.spent = 0
         self.field = field
 
+    def require(self, steps: int) -> None:
+        """Raise :class:`TooCostly` at once if the query is known (from an arithmetic lower
+        bound) to need more than the steps left: a refusal then costs nothing, where walking
+        until the budget runs out would hold the loop for the whole budget (~50 ms)."""
+        if steps > self.left:
+            raise self._exhausted()
+
     def spend(self, steps: int = 1) -> None:
         self.left -= steps
         self.spent += steps
         if self.left < 0:
-            raise TooCostly(
-                f"{self.field}: this rule matches too rarely (or COUNT is too large) to be "
-                f"evaluated within {QUERY_STEPS} steps; simplify it (fewer BY parts, a smaller "
-                "INTERVAL or COUNT, or a coarser FREQ)",
-                field=self.field,
-            )
+            raise self._exhausted()
+
+    def _exhausted(self) -> TooCostly:
+        return TooCostly(
+            f"{self.field}: this rule matches too rarely (or COUNT is too large) to be "
+            f"evaluated within {QUERY_STEPS} steps; simplify it (fewer BY parts, a smaller "
+            "INTERVAL or COUNT, or a coarser FREQ)",
+            field=self.field,
+        )
 
 
 @dataclass(frozen=True, slots=True)

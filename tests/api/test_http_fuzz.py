@@ -36,7 +36,9 @@ from scheduler.api.openapi import document
 from tests.daemon_proc import DaemonProcess
 from tests.stall import StallProbe
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+# It asserts no loop stall, so it runs in the xdist group of the timing-sensitive tests, never
+# beside the cluster fault tests (see test_http_stall.py).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90), pytest.mark.xdist_group("timing")]
 
 TASKS = """
 [tasks.work]

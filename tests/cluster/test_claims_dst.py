@@ -22,7 +22,7 @@ from scheduler.engine.outcomes import settle
 from scheduler.engine.planning import decide
 from scheduler.model import Job, JobStatus, Outcome, Run, RunResult
 from scheduler.schedules import load_zone, parse_schedule
-from tests.triggers.test_dst_vectors import OVERRIDES, VECTORS
+from tests.triggers.dst_vectors import OVERRIDES, VECTORS
 
 
 class NoDatabase:

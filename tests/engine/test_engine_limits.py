@@ -8,22 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scheduler.config import Config, FsyncMode, PersistenceConfig, SchedulerConfig
 from scheduler.engine.queue import TaskRuntime
-from scheduler.executors.base import RunContext
-from scheduler.model import Change, JobStatus, Outcome, RunResult
+from scheduler.model import Change, JobStatus
 from scheduler.runtime.library import Scheduler
+from tests.engine.harness import T0, Meter
 from tests.fakes import FakeClock
 
-T0 = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("Asia/Seoul")).timestamp()
 PRIORITIES = ("critical", "high", "normal", "low")
 RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
 MONO0 = FakeClock(T0).monotonic()  # where every case's monotonic clock starts
@@ -38,50 +36,14 @@ class YieldingJournal:
     def append(self, change: Change) -> int:
         return 0
 
+    def append_group(self, changes: Sequence[Change]) -> int:
+        for change in changes:
+            seq = self.append(change)
+        return seq
+
     async def commit(self) -> None:
         for _ in range(self.rng.randint(0, 3)):
             await asyncio.sleep(0)
-
-
-@dataclass
-class Meter:
-    """Counts runs in flight, per task and in all, and keeps every start."""
-
-    clock: FakeClock
-    active: dict[str, int] = field(default_factory=dict)
-    peak: dict[str, int] = field(default_factory=dict)
-    total: int = 0
-    peak_total: int = 0
-    starts: list[tuple[float, str, str]] = field(default_factory=list)  # (mono, task, job)
-
-    def executor(
-        self, task: str, durations: dict[str, float], fails: set[str], default: float = 0.0
-    ) -> Any:
-        meter = self
-
-        class Metered:
-            async def run(self, ctx: RunContext) -> RunResult:
-                meter.enter(task, ctx.job_id)
-                try:
-                    await meter.clock.sleep(durations.get(ctx.job_id, default))
-                finally:
-                    meter.leave(task)
-                if ctx.job_id in fails and ctx.attempt == 1:
-                    return RunResult(outcome=Outcome.ERROR, error="first attempt fails")
-                return RunResult(outcome=Outcome.SUCCESS)
-
-        return Metered()
-
-    def enter(self, task: str, job_id: str) -> None:
-        self.active[task] = self.active.get(task, 0) + 1
-        self.peak[task] = max(self.peak.get(task, 0), self.active[task])
-        self.total += 1
-        self.peak_total = max(self.peak_total, self.total)
-        self.starts.append((self.clock.monotonic(), task, job_id))
-
-    def leave(self, task: str) -> None:
-        self.active[task] -= 1
-        self.total -= 1
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ in that window, where the old engine did not yet know the run existed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,6 +35,11 @@ class GatedJournal:
 
     def append(self, change: Change) -> int:
         return 0
+
+    def append_group(self, changes: Sequence[Change]) -> int:
+        for change in changes:
+            seq = self.append(change)
+        return seq
 
     async def commit(self) -> None:
         self.waiting += 1

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from scheduler.engine.execution import ActiveRun, cancel_run, execute, run_context
 from scheduler.engine.queue import TaskRuntime
 from scheduler.executors.base import RunContext
@@ -16,7 +20,7 @@ class Quick:
 
 async def test_a_cancel_after_the_run_ended_is_a_no_op() -> None:
     """A cluster node records a run's end after the run (a database round trip); a fence or a
-    cancel arriving meanwhile must not touch the run's finished timeout scope (it raised
+    cancel arriving meanwhile must not reach the task (its finished timeout scope once raised
     "Cannot change state of finished Timeout" and stopped the node's engine)."""
     job = Job(id=1, task="quick", timezone="UTC")
     run = ActiveRun(job.id, fire=0.0, attempt=1, started=0.0, manual=False)
@@ -26,5 +30,80 @@ async def test_a_cancel_after_the_run_ended_is_a_no_op() -> None:
     )
     assert result.outcome is Outcome.SUCCESS
     cancel_run(run, "lease lost")  # after the end: nothing to stop, nothing raised
-    assert run.scope is None
+    assert run.task is None
+    assert not run.cancel_sent
     assert run.cancel_reason == "lease lost"
+
+
+class SelfCancelling:
+    """Asks for its own run to be cancelled, then returns without awaiting anything."""
+
+    def __init__(self) -> None:
+        self.active: ActiveRun | None = None
+
+    async def run(self, ctx: RunContext) -> RunResult:
+        assert self.active is not None
+        cancel_run(self.active, "cancelled on request")
+        return RunResult(outcome=Outcome.SUCCESS)
+
+
+async def test_a_cancel_asked_as_the_run_returns_never_reaches_the_worker() -> None:
+    """The cancel is delivered from a callback, which runs only once the executor is suspended:
+    a run that returns first keeps its result, and the worker's next await is not cancelled
+    (a direct ``task.cancel()`` would land there on Python 3.11 and stop the worker)."""
+    job = Job(id=1, task="self", timezone="UTC")
+    run = ActiveRun(job.id, fire=0.0, attempt=1, started=0.0, manual=False)
+    executor = SelfCancelling()
+    executor.active = run
+    ctx = run_context(job, run, report_progress=lambda *_: None, report_pid=lambda _: None)
+    result = await execute(TaskRuntime(executor), job, run, ctx, FakeClock(0.0), default=None)
+    assert result.outcome is Outcome.SUCCESS
+    for _ in range(3):
+        await asyncio.sleep(0)  # would raise CancelledError if the cancel had leaked
+    task = asyncio.current_task()
+    assert task is not None
+    assert task.cancelling() == 0
+    assert not run.cancel_sent
+
+
+class Waiting:
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+
+    async def run(self, ctx: RunContext) -> RunResult:
+        self.entered.set()
+        await asyncio.Event().wait()
+        raise AssertionError("not reached")
+
+
+async def test_a_cancel_lands_inside_the_run_and_is_taken_back() -> None:
+    job = Job(id=1, task="wait", timezone="UTC")
+    run = ActiveRun(job.id, fire=0.0, attempt=1, started=0.0, manual=False)
+    executor = Waiting()
+    ctx = run_context(job, run, report_progress=lambda *_: None, report_pid=lambda _: None)
+    running = asyncio.ensure_future(
+        execute(TaskRuntime(executor), job, run, ctx, FakeClock(0.0), default=None)
+    )
+    await executor.entered.wait()
+    cancel_run(run, "deleted")
+    result = await running
+    assert (result.outcome, result.error) == (Outcome.CANCELLED, "deleted")
+    assert running.cancelling() == 0  # taken back: the task carries on as if never cancelled
+
+
+async def test_a_cancel_from_elsewhere_still_stops_the_task() -> None:
+    """The worker itself being cancelled (shutdown) is not a run's cancel: it propagates,
+    even when the run's own cancel came at the same moment."""
+    job = Job(id=1, task="wait", timezone="UTC")
+    run = ActiveRun(job.id, fire=0.0, attempt=1, started=0.0, manual=False)
+    executor = Waiting()
+    ctx = run_context(job, run, report_progress=lambda *_: None, report_pid=lambda _: None)
+    running = asyncio.ensure_future(
+        execute(TaskRuntime(executor), job, run, ctx, FakeClock(0.0), default=None)
+    )
+    await executor.entered.wait()
+    cancel_run(run, "deleted")
+    await asyncio.sleep(0)  # the run's cancel is delivered
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running

@@ -16,6 +16,7 @@ from scheduler.model import PutJob, SetMeta
 from scheduler.persistence import snapshot as snapshot_module
 from scheduler.persistence.journal import FsyncMode, Journal
 from scheduler.persistence.snapshot import (
+    SNAPSHOT_VERSION,
     SnapshotState,
     load_snapshot,
     verify_snapshot,
@@ -119,7 +120,7 @@ DAMAGE = {
     "body-bit": r"byte \d+: checksum mismatch",
     "truncated": r"byte \d+: snapshot is truncated",
     "magic": r"byte 0: not a snapshot",
-    "future-version": r"byte 8: snapshot format version 2 is newer",
+    "future-version": rf"byte 8: snapshot format version {SNAPSHOT_VERSION + 1} is newer",
     "empty": r"byte 0: snapshot is empty",
 }
 
