@@ -186,7 +186,7 @@ class Engine:
     # --- the timer -----------------------------------------------------------------------
 
     def _arm(self, when: float) -> None:
-        if self.stopping or self.store.paused or self._stopped is None:
+        if self.runs.stopping or self.store.paused or self._stopped is None:
             return
         if self._timer_at is not None and self._timer_at <= when:
             return

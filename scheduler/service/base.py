@@ -205,6 +205,8 @@ class BaseService:
 
     def _seed(self, job: Job, spec: JobSpec) -> None:
         """Hand the engine the schedule the spec compiled for this job (no second compile)."""
+        if job.schedule.delay is not None:
+            return  # a one-off after a delay: nothing compiled, none needed (the common case)
         kind = job.schedule.type
         if kind is JobType.RECURRING or kind is JobType.SCHEDULED:
             self.engine.triggers.seed(job, spec.trigger(job.created))
