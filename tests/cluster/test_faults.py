@@ -357,6 +357,16 @@ def _grid(first: float, last: float) -> list[float]:
 
 # --- the fault test of issue 13 ----------------------------------------------------------------
 
+
+def _fired(receiver: Receiver) -> set[str]:
+    """The jobs (encoded ids) whose webhook has been called at least once."""
+    return {hit.key.partition(":")[0] for hit in receiver.hits}
+
+
+def _received(receiver: Receiver, count: int) -> bool:
+    return len(receiver.hits) >= count
+
+
 #: Seconds of faults, and how many every-second jobs fire through them.
 WINDOW = 32.0
 JOBS = 200
@@ -377,11 +387,13 @@ async def test_kills_and_a_pause_leave_every_fire_with_one_outcome_and_one_execu
     rng = random.Random()
     seed = rng.randrange(1 << 30)
     rng.seed(seed)
-    await asyncio.sleep(2.0)
+    await until(lambda: len(_fired(receiver)) >= JOBS, "every job to fire once", 15.0)
     start = time.time()
     done: list[str] = []
     for step in range(int(WINDOW // 8)):
-        await asyncio.sleep(2.0 + rng.uniform(0.0, 2.0))
+        # The next fault comes after two to four seconds' worth of fires (JOBS a second).
+        target = len(receiver.hits) + int(JOBS * (2.0 + rng.uniform(0.0, 2.0)))
+        await until(functools.partial(_received, receiver, target), "the fires before it", 20.0)
         victim, sleeper = rng.sample(names, 2)
         if step == 1:  # once: a pause past the lease (2.5 s) while another node lives
             nodes.pause(sleeper)
