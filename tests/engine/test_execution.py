@@ -76,15 +76,21 @@ class Waiting:
         raise AssertionError("not reached")
 
 
-async def test_a_cancel_lands_inside_the_run_and_is_taken_back() -> None:
+async def waiting_run() -> tuple[ActiveRun, asyncio.Task[RunResult]]:
+    """A run executing in a task of its own, suspended inside its executor."""
     job = Job(id=1, task="wait", timezone="UTC")
     run = ActiveRun(job.id, fire=0.0, attempt=1, started=0.0, manual=False)
     executor = Waiting()
     ctx = run_context(job, run, report_progress=lambda *_: None, report_pid=lambda _: None)
-    running = asyncio.ensure_future(
+    running = asyncio.create_task(
         execute(TaskRuntime(executor), job, run, ctx, FakeClock(0.0), default=None)
     )
     await executor.entered.wait()
+    return run, running
+
+
+async def test_a_cancel_lands_inside_the_run_and_is_taken_back() -> None:
+    run, running = await waiting_run()
     cancel_run(run, "deleted")
     result = await running
     assert (result.outcome, result.error) == (Outcome.CANCELLED, "deleted")
@@ -94,14 +100,7 @@ async def test_a_cancel_lands_inside_the_run_and_is_taken_back() -> None:
 async def test_a_cancel_from_elsewhere_still_stops_the_task() -> None:
     """The worker itself being cancelled (shutdown) is not a run's cancel: it propagates,
     even when the run's own cancel came at the same moment."""
-    job = Job(id=1, task="wait", timezone="UTC")
-    run = ActiveRun(job.id, fire=0.0, attempt=1, started=0.0, manual=False)
-    executor = Waiting()
-    ctx = run_context(job, run, report_progress=lambda *_: None, report_pid=lambda _: None)
-    running = asyncio.ensure_future(
-        execute(TaskRuntime(executor), job, run, ctx, FakeClock(0.0), default=None)
-    )
-    await executor.entered.wait()
+    run, running = await waiting_run()
     cancel_run(run, "deleted")
     await asyncio.sleep(0)  # the run's cancel is delivered
     running.cancel()
