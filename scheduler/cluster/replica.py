@@ -37,6 +37,7 @@ listener is down, it is the time since it went down (everything since may be mis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -45,7 +46,7 @@ from typing import Any, Final
 
 import msgspec
 import psycopg
-from psycopg import sql
+from psycopg import AsyncServerCursor, sql
 
 from scheduler.cluster import db
 from scheduler.cluster.codec import decode_job, decode_run
@@ -260,16 +261,18 @@ class Replica:
         runs: dict[int, list[Run]] = {}
         async with pool.connection() as conn, conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            async for job_id, version, record in _stream(conn, _ALL_JOBS, None):
-                job = _decoded_job(job_id, record)
-                if job is not None:
-                    jobs[job_id] = job
-                    self.versions[job_id] = version
-            async for job_id, seq, record in _stream(conn, _LAST_RUNS, [self.store.history]):
-                run = _decoded_run(job_id, seq, record)
-                if run is not None:
-                    runs.setdefault(job_id, []).append(run)
-                self._run_seq[job_id] = seq
+            async with _stream(conn, _ALL_JOBS, None) as rows:
+                async for job_id, version, record in rows:
+                    job = _decoded_job(job_id, record)
+                    if job is not None:
+                        jobs[job_id] = job
+                        self.versions[job_id] = version
+            async with _stream(conn, _LAST_RUNS, [self.store.history]) as rows:
+                async for job_id, seq, record in rows:
+                    run = _decoded_run(job_id, seq, record)
+                    if run is not None:
+                        runs.setdefault(job_id, []).append(run)
+                    self._run_seq[job_id] = seq
             paused = await _paused(conn)
         self.store.load(jobs, runs, paused=paused)
         log.info("replica: loaded %d jobs", len(jobs))
@@ -412,9 +415,8 @@ class Replica:
         self._touched = touched
         try:
             async with self.pool.connection() as conn:
-                current: dict[int, int] = {
-                    job_id: version async for job_id, version in _stream(conn, _ALL_VERSIONS, None)
-                }
+                async with _stream(conn, _ALL_VERSIONS, None) as rows:
+                    current: dict[int, int] = {job_id: version async for job_id, version in rows}
                 for job_id in [i for i in self.versions if i not in current and i not in touched]:
                     self.apply_delete(job_id)
                 stale = [i for i, v in current.items() if v > self.versions.get(i, 0)]
@@ -440,25 +442,38 @@ async def _fetch(conn: Connection, query: str, ids: list[int]) -> list[tuple[Any
     """``query`` (``... = ANY(%s)``) over ``ids``, in chunks; no query for no ids."""
     rows: list[tuple[Any, ...]] = []
     for start in range(0, len(ids), CHUNK):
-        cur = conn.cursor(binary=True)
-        await cur.execute(query, [ids[start : start + CHUNK]])
-        rows.extend(await cur.fetchall())
+        async with conn.cursor(binary=True) as cur:
+            await cur.execute(query, [ids[start : start + CHUNK]])
+            rows.extend(await cur.fetchall())
     return rows
 
 
+@contextlib.asynccontextmanager
 async def _stream(
     conn: Connection, query: str, params: list[Any] | None
-) -> AsyncIterator[tuple[Any, ...]]:
-    """The rows of ``query`` through a server-side cursor (inside a transaction)."""
+) -> AsyncIterator[AsyncIterator[tuple[Any, ...]]]:
+    """The rows of ``query`` through a server-side cursor (inside a transaction), as a context:
+    the cursor is closed when the block ends, however it ends (a node stopped while it reads,
+    a lost connection), never left open for the collector to find."""
     async with conn.transaction():
         cur = conn.cursor("replica_read", binary=True)
         cur.itersize = CHUNK
         try:
             await cur.execute(query, params)
-            async for row in cur:
-                yield row
+            yield aiter(cur)
         finally:
-            await cur.close()
+            await _close(conn, cur)
+
+
+async def _close(conn: Connection, cur: AsyncServerCursor[Any]) -> None:
+    """Close ``cur``; where closing fails (the connection broke as it closed) close the
+    connection, which ends the cursor with it (the pool replaces a closed connection)."""
+    try:
+        await cur.close()
+    except BaseException:
+        await conn.close()
+        await cur.close()  # on a closed connection this only marks the cursor closed
+        raise
 
 
 async def _paused(conn: Connection) -> bool:

@@ -7,8 +7,11 @@ rest run real PostgreSQL (``tests/cluster/pg.py``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import statistics
 import time
+import warnings
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -300,9 +303,10 @@ async def test_a_reload_keeps_a_job_the_writer_applied_while_it_read(
     node = Node(cluster, pool, "b")
     real_stream = replica_module._stream
 
+    @contextlib.asynccontextmanager
     async def stream(conn: db.Connection, query: str, params: Any) -> AsyncIterator[Any]:
-        async for row in real_stream(conn, query, params):
-            yield row
+        async with real_stream(conn, query, params) as rows:
+            yield rows
         if query == replica_module._ALL_VERSIONS:  # the reload has read the versions
             await writer.put(job(99), 1, notify=False)  # this node's own write, committed
             node.replica.apply_job(job(99), 1)  # and applied, after the reload's read
@@ -312,6 +316,41 @@ async def test_a_reload_keeps_a_job_the_writer_applied_while_it_read(
         await writer.put(job(1), 1)  # a marker: the reload is over, batches are handled
         await until(lambda: node.store.get(1), "the marker job")
         assert node.store.get(99) is not None
+
+
+@pytest.mark.integration
+async def test_a_load_stopped_while_it_streams_closes_its_cursor_and_frees_the_connection(
+    cluster: ClusterDb, pool: db.Pool, writer: Writer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node stopped while it loads (a shutdown during a start) is cancelled inside the
+    server-side cursor's fetch: the cursor is still closed (no ResourceWarning when it is
+    collected) and the pool's connection is usable by the next reader."""
+    monkeypatch.setattr(replica_module, "CHUNK", 2)  # a fetch every two rows
+    for job_id in range(1, 8):
+        await writer.put(job(job_id), 1)
+    node = Node(cluster, pool, "b")
+    loading = [asyncio.create_task(node.replica.load(pool))]  # dropped below, with its frames
+    real_decode = replica_module._decoded_job
+
+    def decode_then_stop(job_id: int, record: bytes) -> Job | None:
+        loading[0].cancel()  # delivered at the next fetch, inside the cursor
+        return real_decode(job_id, record)
+
+    monkeypatch.setattr(replica_module, "_decoded_job", decode_then_stop)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        try:
+            await loading[0]
+        except asyncio.CancelledError:
+            pass
+        else:
+            pytest.fail("the load was not stopped")
+        loading.clear()  # the task's traceback holds the cursor: let it be collected now
+        gc.collect()
+    assert [str(w.message) for w in seen if w.category is ResourceWarning] == []
+    assert node.store.count() == 0  # nothing half-loaded
+    async with pool.connection() as conn:
+        assert await rows_of(conn, "SELECT count(*) FROM jobs") == [(7,)]
 
 
 @pytest.mark.integration
