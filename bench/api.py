@@ -90,9 +90,15 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print
 
 def start_bare() -> tuple[subprocess.Popen[bytes], str]:
     """The bare aiohttp app (:data:`BARE`) on a free port, and its URL."""
+    return start_script(BARE)
+
+
+def start_script(source: str, *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -c SOURCE PORT ARGS...`` on a free port, once it listens (at most 10 s), and
+    its URL."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", BARE, str(port)])
-    for _ in range(100):
+    proc = subprocess.Popen([sys.executable, "-c", source, str(port), *args])
+    for _ in range(200):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 break

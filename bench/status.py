@@ -22,15 +22,12 @@ import argparse
 import asyncio
 import json
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-from api import Daemon, fill, free_port, median4, report_cpu, write_config, wrk_cpu
+from api import Daemon, fill, median4, report_cpu, start_script, write_config, wrk_cpu
 
 BARE = """
 import json, sys
@@ -44,18 +41,6 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print
 """
 
 Figures = tuple[float, float, float, float]
-
-
-def start_bare(document: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", BARE, str(port), document])
-    for _ in range(200):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            time.sleep(0.05)
-    return proc, f"http://127.0.0.1:{port}/"
 
 
 def compare(bare: tuple[int, str], card: tuple[int, str], args: argparse.Namespace) -> None:
@@ -101,7 +86,7 @@ def main() -> None:
             with urllib.request.urlopen(card, timeout=5) as resp:
                 document = resp.read().decode()
             print(f"  card: {len(document)} bytes; daemon pid {daemon.proc.pid}")
-            bare, url = start_bare(json.dumps(json.loads(document)))
+            bare, url = start_script(BARE, json.dumps(json.loads(document)))
             try:
                 compare((bare.pid, url), (daemon.proc.pid, card), args)
             finally:

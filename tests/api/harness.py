@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
@@ -23,7 +24,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from scheduler.api.app import create_app
 from scheduler.api.keys import DaemonState, Phase
-from scheduler.config import Config, SchedulerConfig, ServerConfig, StaticJob
+from scheduler.config import Config, PersistenceConfig, SchedulerConfig, ServerConfig, StaticJob
+from scheduler.model import FsyncMode
 from scheduler.runtime.library import Scheduler
 from tests.fakes import FakeClock
 
@@ -226,5 +228,26 @@ async def running_api(
     finally:
         api.gate.set()
         sched.hub.close_all()
+        await client.close()
+        await sched.stop(grace=0)
+
+
+@asynccontextmanager
+async def journalled_api(
+    state_dir: Path, fsync: FsyncMode
+) -> AsyncIterator[tuple[Scheduler, TestClient[web.Request, web.Application]]]:
+    """A scheduler on the real clock journalling to ``state_dir`` (its task ``t`` does
+    nothing), and a client of its API without a token."""
+    config = Config(persistence=PersistenceConfig(dir=str(state_dir), fsync=fsync))
+    sched = Scheduler(config, environ={})
+    sched.register_task("t", lambda payload: None)
+    await sched.start()
+    client: TestClient[web.Request, web.Application] = TestClient(
+        TestServer(app_for(sched, token=None), host="127.0.0.1")
+    )
+    await client.start_server()
+    try:
+        yield sched, client
+    finally:
         await client.close()
         await sched.stop(grace=0)

@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,12 +25,10 @@ import scheduler.ids
 import scheduler.jobspec
 import scheduler.schedules
 import scheduler.triggers
-from scheduler.config import Config, PersistenceConfig
 from scheduler.durations import MAX_DURATION
 from scheduler.model import FsyncMode
 from scheduler.persistence.recovery import load_state
-from scheduler.runtime.library import Scheduler
-from tests.api.harness import Api, app_for, running_api, seoul
+from tests.api.harness import Api, journalled_api, running_api, seoul
 
 CREATES = 32
 
@@ -41,55 +37,46 @@ async def test_concurrent_creates_wait_for_their_fsync_and_share_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state_dir = tmp_path / "state"
-    config = Config(persistence=PersistenceConfig(dir=str(state_dir), fsync=FsyncMode.ALWAYS))
-    sched = Scheduler(config, environ={})
-    sched.register_task("t", lambda payload: None)
-    await sched.start()
-    client: TestClient[web.Request, web.Application] = TestClient(
-        TestServer(app_for(sched, token=None), host="127.0.0.1")
-    )
-    await client.start_server()
-    gate = threading.Event()
-    synced: list[int] = []
-    real_fsync = os.fsync
+    async with journalled_api(state_dir, FsyncMode.ALWAYS) as (sched, client):
+        gate = threading.Event()
+        synced: list[int] = []
+        real_fsync = os.fsync
 
-    def held_fsync(fd: int) -> None:
-        assert gate.wait(10)
-        synced.append(fd)
-        real_fsync(fd)
+        def held_fsync(fd: int) -> None:
+            assert gate.wait(10)
+            synced.append(fd)
+            real_fsync(fd)
 
-    async def create(i: int) -> tuple[int, Any]:
-        body = {"task": "t", "schedule": {"delay": "1h"}, "payload": {"i": i}}
-        async with client.post("/api/jobs", json=body) as resp:
-            return resp.status, await resp.json()
+        async def create(i: int) -> tuple[int, Any]:
+            body = {"task": "t", "schedule": {"delay": "1h"}, "payload": {"i": i}}
+            async with client.post("/api/jobs", json=body) as resp:
+                return resp.status, await resp.json()
 
-    journal = sched.persistence.journal
-    assert journal is not None
-    start = journal.last_seq
-    try:
-        monkeypatch.setattr(os, "fsync", held_fsync)
-        creates = [asyncio.ensure_future(create(i)) for i in range(CREATES)]
-        for _ in range(500):  # until every record is written (fsync is held)
-            if journal.last_seq - start == CREATES:
-                break
-            await asyncio.sleep(0.002)
-        assert journal.last_seq - start == CREATES
-        assert not any(task.done() for task in creates)  # nothing acknowledged before fsync
-        gate.set()
-        answers = await asyncio.wait_for(asyncio.gather(*creates), 10)
-        monkeypatch.undo()
-        assert [status for status, _ in answers] == [201] * CREATES
-        segment_syncs = [fd for fd in synced if fd != journal._dir_fd]
-        assert len(segment_syncs) <= 2  # the pass held first, then one for all the rest
-        recovered = load_state(state_dir)
-        ids = {job["id"] for _, job in answers}
-        assert len(ids) == CREATES
-        assert ids <= {scheduler.ids.encode(job_id) for job_id in recovered.jobs}
-    finally:
-        gate.set()
-        monkeypatch.undo()
-        await client.close()
-        await sched.stop(grace=0)
+        journal = sched.persistence.journal
+        assert journal is not None
+        start = journal.last_seq
+        try:
+            monkeypatch.setattr(os, "fsync", held_fsync)
+            creates = [asyncio.ensure_future(create(i)) for i in range(CREATES)]
+            for _ in range(500):  # until every record is written (fsync is held)
+                if journal.last_seq - start == CREATES:
+                    break
+                await asyncio.sleep(0.002)
+            assert journal.last_seq - start == CREATES
+            assert not any(task.done() for task in creates)  # nothing acknowledged before fsync
+            gate.set()
+            answers = await asyncio.wait_for(asyncio.gather(*creates), 10)
+            monkeypatch.undo()
+            assert [status for status, _ in answers] == [201] * CREATES
+            segment_syncs = [fd for fd in synced if fd != journal._dir_fd]
+            assert len(segment_syncs) <= 2  # the pass held first, then one for all the rest
+            recovered = load_state(state_dir)
+            ids = {job["id"] for _, job in answers}
+            assert len(ids) == CREATES
+            assert ids <= {scheduler.ids.encode(job_id) for job_id in recovered.jobs}
+        finally:
+            gate.set()
+            monkeypatch.undo()
 
 
 class Compilations:

@@ -16,7 +16,9 @@ machine; ``test_i11_catchup_hold.py`` pins that, marked xfail until it is fixed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -118,6 +120,25 @@ def assert_names_the_last_missed_instant(
     assert since - 2 * period - 1 < last <= until, (reason, since, until)
 
 
+@contextlib.asynccontextmanager
+async def running(daemon: DaemonProcess) -> AsyncIterator[None]:
+    """The daemon started, then stopped cleanly with no traceback in its output."""
+    await daemon.start(within=20)
+    try:
+        yield
+    finally:
+        assert await daemon.stop() == 0
+    assert "Traceback" not in daemon.output()
+
+
+async def assert_each_names_its_last_miss(
+    daemon: DaemonProcess, jobs: list[Job], since: float
+) -> None:
+    for job in jobs:
+        record = await missed_record(daemon, encode(job.id))
+        assert_names_the_last_missed_instant(record, job, since, time.time())
+
+
 @pytest.mark.timeout(60)
 async def test_a_year_down_the_daemon_is_ready_at_once_and_records_the_real_last_miss(
     tmp_path: Path,
@@ -126,16 +147,10 @@ async def test_a_year_down_the_daemon_is_ready_at_once_and_records_the_real_last
     jobs = year_old_jobs(4, JobStatus.PENDING)
     await preload(daemon, jobs, paused=False)
     started = time.time()
-    await daemon.start(within=20)
-    assert time.time() - started < 5.0  # was 139 s for one job: past systemd's start timeout
-    try:
+    async with running(daemon):
+        assert time.time() - started < 5.0  # was 139 s for one job: past systemd's start timeout
         async with watch(daemon.url):
-            for job in jobs:
-                record = await missed_record(daemon, encode(job.id))
-                assert_names_the_last_missed_instant(record, job, started, time.time())
-    finally:
-        assert await daemon.stop() == 0
-    assert "Traceback" not in daemon.output()
+            await assert_each_names_its_last_miss(daemon, jobs, started)
 
 
 @pytest.mark.timeout(60)
@@ -145,21 +160,15 @@ async def test_resuming_the_scheduler_after_a_year_catches_up_without_a_stall(
     daemon = DaemonProcess(tmp_path, TASKS)
     jobs = year_old_jobs(4, JobStatus.PENDING)
     await preload(daemon, jobs, paused=True)
-    await daemon.start(within=20)
-    try:
+    async with running(daemon):
         async with watch(daemon.url):
             resumed = time.time()
             status, body, _ = await daemon.request("POST", "/api/scheduler/resume")
             assert status == 200, body
-            for job in jobs:
-                record = await missed_record(daemon, encode(job.id))
-                assert_names_the_last_missed_instant(record, job, resumed, time.time())
+            await assert_each_names_its_last_miss(daemon, jobs, resumed)
         status, card, _ = await daemon.request("GET", "/api/scheduler")
         assert status == 200, card
         assert "error" not in card, card
-    finally:
-        assert await daemon.stop() == 0
-    assert "Traceback" not in daemon.output()
 
 
 @pytest.mark.timeout(60)
@@ -169,19 +178,12 @@ async def test_resuming_paused_jobs_with_catch_up_after_a_year_does_not_stall(
     daemon = DaemonProcess(tmp_path, TASKS)
     jobs = year_old_jobs(4, JobStatus.PAUSED)
     await preload(daemon, jobs, paused=False)
-    await daemon.start(within=20)
-    try:
-        async with watch(daemon.url):
-            resumed = time.time()
-            for job in jobs:
-                status, body, _ = await daemon.request(
-                    "POST", f"/api/jobs/{encode(job.id)}/resume", json={"catchUp": True}
-                )
-                assert status == 200, body
-                assert body["status"] in ("pending", "running"), body
-            for job in jobs:
-                record = await missed_record(daemon, encode(job.id))
-                assert_names_the_last_missed_instant(record, job, resumed, time.time())
-    finally:
-        assert await daemon.stop() == 0
-    assert "Traceback" not in daemon.output()
+    async with running(daemon), watch(daemon.url):
+        resumed = time.time()
+        for job in jobs:
+            status, body, _ = await daemon.request(
+                "POST", f"/api/jobs/{encode(job.id)}/resume", json={"catchUp": True}
+            )
+            assert status == 200, body
+            assert body["status"] in ("pending", "running"), body
+        await assert_each_names_its_last_miss(daemon, jobs, resumed)

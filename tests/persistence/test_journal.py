@@ -411,40 +411,29 @@ async def test_a_507_answer_names_no_path_of_the_state_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """End to end in process: the API's 507 for a full disk carries the generic message."""
-    from aiohttp.test_utils import TestClient, TestServer
-
-    from scheduler.config import Config, PersistenceConfig
-    from scheduler.runtime.library import Scheduler
-    from tests.api.harness import app_for
+    from tests.api.harness import journalled_api
 
     state_dir = tmp_path / "private-customer-dir"
-    config = Config(persistence=PersistenceConfig(dir=str(state_dir), fsync=FsyncMode.NEVER))
-    sched = Scheduler(config, environ={})
-    sched.register_task("t", lambda payload: None)
-    await sched.start()
-    client = TestClient(TestServer(app_for(sched, token=None), host="127.0.0.1"))
-    await client.start_server()
-    journal_fd = sched.persistence.journal._fd
-    real_write = os.write
+    async with journalled_api(state_dir, FsyncMode.NEVER) as (sched, client):
+        assert sched.persistence.journal is not None
+        journal_fd = sched.persistence.journal._fd
+        real_write = os.write
 
-    def full_write(fd: int, data: bytes) -> int:
-        if fd == journal_fd:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_write(fd, data)
+        def full_write(fd: int, data: bytes) -> int:
+            if fd == journal_fd:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_write(fd, data)
 
-    try:
-        monkeypatch.setattr(os, "write", full_write)
-        resp = await client.post("/api/jobs", json={"task": "t", "schedule": {"delay": "1h"}})
-        body = await resp.json()
-        monkeypatch.undo()
+        try:
+            monkeypatch.setattr(os, "write", full_write)
+            resp = await client.post("/api/jobs", json={"task": "t", "schedule": {"delay": "1h"}})
+            body = await resp.json()
+        finally:
+            monkeypatch.undo()
         assert resp.status == 507, body
         assert body["error"]["code"] == "storage_full"
         assert "private-customer-dir" not in json.dumps(body)
         assert str(tmp_path) not in json.dumps(body)
-    finally:
-        monkeypatch.undo()
-        await client.close()
-        await sched.stop(grace=0)
 
 
 # --- group commit (unit level: the fault that made concurrent creates crawl) ---------------------
