@@ -270,6 +270,7 @@ class Job(msgspec.Struct, frozen=True, gc=False, kw_only=True, omit_defaults=Tru
     progress: Progress | None = None
     paused_until: float | None = None
     pause_reason: str | None = None
+    paused_by: str | None = None  # who paused it, as the pause request named them
     pid: int | None = None  # a command task's process, journalled so recovery can stop it
     pid_started: int | None = None  # its start time in clock ticks (/proc/PID/stat), vs pid reuse
     #: Cluster mode, a recurring job's rerun of ``fire`` after its node died: where its

@@ -134,6 +134,7 @@ def job_document(job: Job, spell: Spell) -> dict[str, Any]:
         "source": job.source.value,
         "pausedUntil": iso(job.paused_until, zone),
         "pauseReason": job.pause_reason,
+        "pausedBy": job.paused_by,
     }
 
 

@@ -18,6 +18,7 @@ them, and that is checked rather than trusted: in a test without one, starting a
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Generator, Iterator
 
 import pytest
@@ -30,6 +31,17 @@ from tests.spawning import SLOW_MARKERS, refusing_subprocesses
 pytest_plugins = ["pytester"]  # tests/test_markers.py runs pytest on small test files
 
 _CALL_REPORT = pytest.StashKey[pytest.TestReport]()
+#: The locale variables that choose the command line's language (scheduler/i18n.py).
+_LOCALE_VARIABLES = ("LANGUAGE", "LC_ALL", "LC_MESSAGES")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """English messages whatever language the developer's shell speaks: the tests expect
+    English unless they ask for another (``LANG=ko_KR.UTF-8`` in a command's environment).
+    Set before any test, so the processes they start inherit it too."""
+    os.environ["LANG"] = "C.UTF-8"
+    for name in _LOCALE_VARIABLES:
+        os.environ.pop(name, None)
 
 
 @pytest.hookimpl(wrapper=True)

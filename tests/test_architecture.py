@@ -3,9 +3,9 @@
 Layers, low to high. A module may import its own layer or a lower one, never a higher one::
 
     layer  name            modules
-       0   vocabulary      errors, clock, ids, durations, model
+       0   vocabulary      errors, clock, ids, durations, model, i18n
        1   triggers/
-       2   input           schedules, checks, jobspec
+       2   input           schedules, checks, jobspec, maintenance
        3   executors/
        4   config/
        5   core            store, index, events, views

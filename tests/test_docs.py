@@ -175,8 +175,9 @@ def test_every_config_key_is_documented_in_its_section_and_nothing_else() -> Non
 def test_every_section_and_static_job_key_is_documented() -> None:
     headings = " ".join(sections(CONFIG_DOC, "## "))
     for name in fields(Config) - {"default_timeout", "path"}:
-        shown = {"tasks": "[tasks.NAME]", "jobs": "[[jobs]]"}.get(name, f"[{name}]")
-        assert f"`{shown}`" in headings, name
+        shown = {"tasks": "[tasks.NAME]", "jobs": "[[jobs]]", "maintenance": "[[maintenance]]"}
+        shown_name = shown.get(name, f"[{name}]")
+        assert f"`{shown_name}`" in headings, name
     jobs = first_column(section(CONFIG_DOC, "## ", "`[[jobs]]`"))
     keys = (fields(StaticJob) - {"schedule", "policy"}) | fields(Policy) | {"max_retries"}
     keys |= set(SCHEDULE_KEYS)

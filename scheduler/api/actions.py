@@ -10,6 +10,7 @@ from scheduler.api.inputs import (
     admitting,
     check_can_wait,
     expect_instant,
+    expect_name,
     expect_reason,
     query_bool,
     query_int,
@@ -56,17 +57,26 @@ async def cancel_job(request: web.Request) -> web.Response:
 
 @routes.post("/api/jobs/{id}/pause")
 async def pause_job(request: web.Request) -> web.Response:
-    """Body (optional): ``until`` (ISO 8601; local in the job's zone without an offset) and
-    ``reason``. Without ``until`` the job stays paused until resumed."""
+    """Body (optional): ``until`` (ISO 8601; local in the job's zone without an offset),
+    ``reason`` and ``by`` (who pauses it: the API has one token, not users, so the client names
+    the person; ``scheduler jobs pause`` sends the login name). Without ``until`` the job stays
+    paused until resumed."""
     admitting(request)
     service = request.app[SCHEDULER].service
     job_id = request.match_info["id"]
     job = await service.fetch(job_id)
     raw = await read_object(request, optional=True)
     fields = read_fields(
-        raw, {"until": _nullable(expect_instant(job.timezone)), "reason": _nullable(expect_reason)}
+        raw,
+        {
+            "until": _nullable(expect_instant(job.timezone)),
+            "reason": _nullable(expect_reason),
+            "by": _nullable(expect_name),
+        },
     )
-    job = await service.pause(job_id, until=fields.get("until"), reason=fields.get("reason"))
+    job = await service.pause(
+        job_id, until=fields.get("until"), reason=fields.get("reason"), by=fields.get("by")
+    )
     return json_response(job_json(job))
 
 

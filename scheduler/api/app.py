@@ -25,6 +25,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from scheduler.api import actions, control, dashboard, jobs, metrics, openapi, sse, status
+from scheduler.api import explain as explain_routes
+from scheduler.api import maintenance as maintenance_routes
+from scheduler.api import stats as stats_routes
 from scheduler.api.errors import error_middleware
 from scheduler.api.keys import SCHEDULER, SETTINGS, STATE, ApiSettings, DaemonState
 from scheduler.api.queries import query_middleware
@@ -49,7 +52,7 @@ CORS_ROUTES: tuple[str, ...] = ("/api/scheduler",)
 
 #: Routes that read jobs: until recovery has loaded the state they would answer from an empty
 #: store (a 404 for a job that exists, an empty list), so they answer 503 instead.
-_STATE_ROUTES = ("/api/jobs", "/api/workflows/")
+_STATE_ROUTES = ("/api/jobs", "/api/workflows/", "/api/stats")
 
 
 @web.middleware
@@ -132,7 +135,9 @@ def create_app(
     app[SETTINGS] = settings
     if settings.cors_origins:
         app.on_response_prepare.append(add_cors_headers)
-    for module in (status, jobs, actions, control, sse, openapi, dashboard):
+    for module in (status, jobs, actions, control, sse, openapi, dashboard, maintenance_routes):
         app.add_routes(module.routes)
+    app.add_routes(explain_routes.routes)
     metrics.setup(app)
+    stats_routes.setup(app)
     return app

@@ -1,12 +1,17 @@
 """``GET /`` and ``GET /static/{path}``: the dashboard, shipped inside the package.
 
-Three files (``index.html``, ``app.js``, ``app.css``) with no build step and nothing fetched
-from elsewhere, so the page works offline. They are read once at import, served from memory
-with an explicit content type (never guessed from the host's mimetypes database), an ETag and
-``Cache-Control: no-cache`` (a browser revalidates, so an upgrade shows at once). Only those
-names exist under ``/static/``: nothing on disk can be reached by a crafted path. The page's
-Content-Security-Policy allows only its own scripts, styles and API, so even a job name that
-looked like HTML could never run as code.
+A few files (``index.html``, ``app.js``, ``charts.js``, ``app.css``) with no build step, the
+charting library in ``vendor/`` (uPlot, MIT, its version in ``vendor/README``) and the page's
+words in ``i18n/`` (one JSON catalogue per language, English and Korean, and ``i18n.js`` that
+reads them), shipped inside the package: nothing is fetched from elsewhere, so the page works
+offline. They are read once at import, served from memory with an explicit content type
+(never guessed from the host's mimetypes database), an ETag and ``Cache-Control: no-cache``
+(a browser revalidates, so an upgrade shows at once). Only those names exist under
+``/static/``: nothing on disk can be reached by a crafted path. The page's
+Content-Security-Policy allows only its own scripts, styles and API (the catalogues are
+fetched from there too), so even a job name that looked like HTML could never run as code
+(uPlot sets its sizes through the CSSOM, which that policy allows, never through style
+attributes).
 
 Authentication: the security middleware lets ``/`` and ``/static/...`` through without a token
 (a browser cannot add a header to a page load); the page asks for the token when the API
@@ -23,7 +28,12 @@ from aiohttp import web
 
 routes = web.RouteTableDef()
 
-_TYPES: Final = {"html": "text/html", "js": "text/javascript", "css": "text/css"}
+_TYPES: Final = {
+    "html": "text/html",
+    "js": "text/javascript",
+    "css": "text/css",
+    "json": "application/json",
+}
 _PAGE_HEADERS: Final = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -40,16 +50,25 @@ class Asset(NamedTuple):
     etag: str
 
 
+#: The folders under ``static`` whose files are served too (``/static/vendor/...``, and the
+#: message catalogues ``/static/i18n/en.json`` and ``ko.json`` with the script that reads them).
+_FOLDERS: Final = ("vendor", "i18n")
+
+
 def load_assets() -> dict[str, Asset]:
-    """Every servable file of the ``static`` directory, by name."""
+    """Every servable file of the ``static`` directory and its :data:`_FOLDERS`, by path
+    (``app.js``, ``vendor/uPlot.iife.min.js``)."""
+    static = resources.files("scheduler.api") / "static"
+    folders = [("", static), *((f"{name}/", static / name) for name in _FOLDERS)]
     assets = {}
-    for entry in (resources.files("scheduler.api") / "static").iterdir():
-        kind = _TYPES.get(entry.name.rpartition(".")[2])
-        if kind is None or not entry.is_file():
-            continue
-        body = entry.read_bytes()
-        etag = '"' + hashlib.blake2b(body, digest_size=8).hexdigest() + '"'
-        assets[entry.name] = Asset(body, kind, etag)
+    for prefix, folder in folders:
+        for entry in folder.iterdir():
+            kind = _TYPES.get(entry.name.rpartition(".")[2])
+            if kind is None or not entry.is_file():
+                continue
+            body = entry.read_bytes()
+            etag = '"' + hashlib.blake2b(body, digest_size=8).hexdigest() + '"'
+            assets[prefix + entry.name] = Asset(body, kind, etag)
     return assets
 
 
@@ -75,7 +94,7 @@ async def page(request: web.Request) -> web.Response:
     return _serve(request, ASSETS["index.html"], _PAGE_HEADERS)
 
 
-@routes.route("GET", "/static/{path}", allow_head=True)
+@routes.route("GET", "/static/{path:.+}", allow_head=True)
 async def static(request: web.Request) -> web.Response:
     asset = ASSETS.get(request.match_info["path"])
     if asset is None:

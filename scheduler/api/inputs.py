@@ -153,6 +153,13 @@ def expect_instant(zone: str) -> Check:
     return check
 
 
+def expect_name(value: object, field: str) -> str:
+    """Who did something (a pause's ``by``): a short line of text."""
+    if not isinstance(value, str) or not value.strip() or len(value) > 100 or "\n" in value:
+        raise invalid(field, "a name of 1 to 100 characters on one line", value)
+    return value.strip()
+
+
 def expect_reason(value: object, field: str) -> str:
     if not isinstance(value, str) or len(value) > 500:
         raise invalid(field, "a string of at most 500 characters", value)

@@ -35,6 +35,7 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("/api/jobs/{id}/retry", "post"): "retryJob",
     ("/api/jobs/{id}/runs", "get"): "listJobRuns",
     ("/api/jobs/{id}/next", "get"): "listNextRunTimes",
+    ("/api/jobs/{id}/explain", "get"): "explainJob",
     ("/api/workflows/{workflowId}/schedule", "put"): "putWorkflowSchedule",
     ("/api/workflows/{workflowId}/schedule", "delete"): "deleteWorkflowSchedule",
     ("/api/scheduler", "get"): "getStatus",
@@ -42,7 +43,9 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("/api/scheduler/pause", "post"): "pauseScheduler",
     ("/api/scheduler/resume", "post"): "resumeScheduler",
     ("/api/scheduler/clean", "post"): "cleanJobs",
+    ("/api/stats", "get"): "getStats",
     ("/api/events", "get"): "streamEvents",
+    ("/api/maintenance", "get"): "getMaintenance",
     ("/healthz", "get"): "health",
     ("/metrics", "get"): "metrics",
     ("/api/openapi.json", "get"): "openapi",
@@ -60,6 +63,7 @@ _JOB_LINK_TARGETS = (
     "retryJob",
     "listJobRuns",
     "listNextRunTimes",
+    "explainJob",
     "deleteJob",
 )
 

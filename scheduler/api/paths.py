@@ -173,7 +173,8 @@ def job_paths() -> dict[str, Any]:
                 description=(
                     "While the job runs its overlap policy decides unless force=true: allow runs "
                     "alongside, cancel_other stops the run in flight, buffer_one runs after it, "
-                    "skip answers 409."
+                    "skip answers 409. Inside a maintenance window of the job's task it answers "
+                    "409 with code maintenance, naming the window and its end."
                 ),
             ),
         },
@@ -193,10 +194,17 @@ def job_paths() -> dict[str, Any]:
                 "Pause a pending or running job, optionally until an instant",
                 {"200": job},
                 errors=_WRITE_ERRORS,
-                body=obj({"until": nullable(STRING), "reason": nullable(STRING)}),
+                body=obj(
+                    {
+                        "until": nullable(STRING),
+                        "reason": nullable(STRING),
+                        "by": nullable(STRING),
+                    }
+                ),
                 body_required=False,
                 description=(
-                    "until: ISO 8601, local in the job's zone unless it has an offset. A run in "
+                    "until: ISO 8601, local in the job's zone unless it has an offset. by: who "
+                    "pauses it (a name; the API has no users), shown by explain. A run in "
                     "flight finishes; the job then stays paused."
                 ),
             ),
@@ -238,6 +246,20 @@ def job_paths() -> dict[str, Any]:
                         {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10},
                         "how many",
                     ),
+                ),
+            ),
+        },
+        "/api/jobs/{id}/explain": {
+            "parameters": [JOB_ID],
+            "get": _op(
+                "Why the job has not run, or will run late",
+                {"200": _json(ref("Explanation"), "A summary and the reasons")},
+                description=(
+                    "summary: one sentence naming the first reason. reasons: each with a stable "
+                    "code, a one-sentence message and its facts in details (instants ISO 8601 "
+                    "in the job's zone); empty for a job simply waiting for its next run. "
+                    "waiting_for_slot, rate_limited and daemonDown are known to a single box "
+                    "only (a cluster node answers the others from the database)."
                 ),
             ),
         },
@@ -330,6 +352,29 @@ def other_paths() -> dict[str, Any]:
                 body_required=False,
             ),
         },
+        "/api/stats": {
+            "get": _op(
+                "Runs per hour by outcome, lateness p50/p99, and the runs due next, per job",
+                {"200": _json(ref("Stats"), "The dashboard's chart data")},
+                errors=("400", "401", "403", "503"),
+                params=(
+                    _query(
+                        "hours",
+                        {"type": "integer", "minimum": 1, "maximum": 168, "default": 24},
+                        "hours back for the buckets and ahead for the upcoming runs",
+                    ),
+                ),
+                description=(
+                    "Buckets are whole hours, oldest first, the last one holding now; start is "
+                    "in the scheduler's zone (timezone). Lateness percentiles are read from "
+                    "fixed log-spaced bins (10 per decade): the upper edge of the bin, at most "
+                    "26 % above the true value; null when no scheduled first attempt started "
+                    "in the hour. upcoming: the jobs due soonest (at most 50), each with its "
+                    "runs in the next hours (at most 200) in its own zone; upcomingTruncated "
+                    "when anything was left out."
+                ),
+            ),
+        },
         "/api/events": {
             "get": _op(
                 "Live events (Server-Sent Events)",
@@ -363,6 +408,25 @@ def other_paths() -> dict[str, Any]:
                     "jobId and the event's fields. A comment line is sent every 15 s. A client "
                     "that falls behind gets one stream-overflow event and is disconnected. At "
                     "most server.max_streams streams are open at once (503 past that)."
+                ),
+            ),
+        },
+        "/api/maintenance": {
+            "get": _op(
+                "Maintenance windows: open now, next, and every opening in the coming hours",
+                {"200": _json(ref("Maintenance"), "The windows")},
+                errors=("400", "401", "403"),
+                params=(
+                    _query(
+                        "hours",
+                        {"type": "integer", "minimum": 1, "maximum": 168, "default": 24},
+                        "how far ahead upcoming looks, in hours",
+                    ),
+                ),
+                description=(
+                    "Inside a window, runs of its tasks do not start (a run-now answers 409 with "
+                    "code maintenance); start and end are ISO 8601 in the window's zone, tasks "
+                    "is null for a window that holds every task."
                 ),
             ),
         },

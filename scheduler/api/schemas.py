@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from scheduler.engine.explain import Code
 from scheduler.model import (
     Backoff,
     Coalesce,
@@ -229,6 +230,7 @@ def _job_out() -> Schema:
         "source": enum_of(Source),
         "pausedUntil": nullable(INSTANT),
         "pauseReason": nullable(STRING),
+        "pausedBy": nullable(STRING),
     }
     return obj(props, required=tuple(props))
 
@@ -301,6 +303,65 @@ def _status() -> Schema:
     )
 
 
+def _stats() -> Schema:
+    count: Schema = {"type": "integer", "minimum": 0}
+    seconds = nullable({"type": "number", "minimum": 0})
+    bucket = obj(
+        {
+            "start": INSTANT,
+            "outcomes": obj(
+                {outcome.value: count for outcome in Outcome},
+                required=tuple(outcome.value for outcome in Outcome),
+            ),
+            "latenessP50": seconds,
+            "latenessP99": seconds,
+        },
+        required=("start", "outcomes", "latenessP50", "latenessP99"),
+    )
+    lane = obj(
+        {
+            "jobId": STRING,
+            "name": STRING,
+            "task": STRING,
+            "timezone": STRING,
+            "runs": {"type": "array", "items": INSTANT, "maxItems": 200},
+            "truncated": {"type": "boolean", "description": "more runs in the window"},
+        },
+        required=("jobId", "name", "task", "timezone", "runs", "truncated"),
+    )
+    return obj(
+        {
+            "bucketSeconds": {"type": "integer", "const": 3600},
+            "timezone": STRING,
+            "buckets": {"type": "array", "items": bucket},
+            "upcoming": {"type": "array", "items": lane, "maxItems": 50},
+            "upcomingTruncated": {"type": "boolean"},
+        },
+        required=("bucketSeconds", "timezone", "buckets", "upcoming", "upcomingTruncated"),
+    )
+
+
+def _explanation() -> Schema:
+    reason = obj(
+        {
+            "code": enum_of(Code),
+            "message": STRING,
+            "details": {"type": "object", "description": "the reason's facts (docs/api.md)"},
+        },
+        required=("code", "message", "details"),
+    )
+    props: dict[str, Schema] = {
+        "jobId": STRING,
+        "status": enum_of(JobStatus),
+        "summary": {"type": "string", "description": "one sentence"},
+        "lastExpected": nullable(INSTANT),
+        "nextRun": nullable(INSTANT),
+        "timezone": STRING,
+        "reasons": {"type": "array", "items": reason},
+    }
+    return obj(props, required=tuple(props))
+
+
 def _error() -> Schema:
     return obj(
         {
@@ -353,8 +414,28 @@ def components() -> dict[str, Schema]:
             },
             required=("timezone", "items"),
         ),
+        "Stats": _stats(),
+        "Explanation": _explanation(),
         "Status": _status(),
         "Health": obj({"ok": {"type": "boolean"}, "state": STRING}, required=("ok", "state")),
+        "Window": obj(
+            {
+                "name": STRING,
+                "start": INSTANT,
+                "end": INSTANT,
+                "timezone": STRING,
+                "tasks": nullable({"type": "array", "items": STRING}),
+            },
+            required=("name", "start", "end", "timezone", "tasks"),
+        ),
+        "Maintenance": obj(
+            {
+                "current": {"type": "array", "items": ref("Window")},
+                "next": {"type": "array", "items": ref("Window")},
+                "upcoming": {"type": "array", "items": ref("Window")},
+            },
+            required=("current", "next", "upcoming"),
+        ),
         "Error": _error(),
     }
     # A job with its run: Job plus "run" (allOf over a closed Job would forbid the extra key).

@@ -1,7 +1,9 @@
 """``scheduler check``: validate a config file without starting, and show what it would run.
 
 Exit status follows sysexits(3): 0 when the file is good, ``EX_CONFIG`` (78) with one line per
-problem otherwise, so an operator (or ``ExecStartPre=``) sees every mistake in one go. With
+problem otherwise, so an operator (or ``ExecStartPre=``) sees every mistake in one go. A good
+file's static jobs are listed with their next runs, and its maintenance windows with their next
+openings. With
 ``--state DIR`` the state directory is verified too, read only, exactly as a start would read it:
 damage is reported naming the file and byte offset with ``EX_DATAERR`` (65), the code
 ``scheduler run`` exits with on the same directory. ``--state`` alone (no ``-c``) checks only the
@@ -16,13 +18,17 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from scheduler.cli.next import upcoming
+from scheduler.cli.problems import problem_text
 from scheduler.clock import SystemClock, to_datetime
 from scheduler.config.load import load_config
 from scheduler.durations import format_duration
 from scheduler.errors import ConfigError, CorruptState, PersistenceError
+from scheduler.i18n import _
 from scheduler.jobspec import JobSpec
+from scheduler.maintenance import WindowSpec, openings
 from scheduler.model import Schedule
 from scheduler.persistence.recovery import state_error
 from scheduler.persistence.statelock import holder
@@ -59,27 +65,36 @@ def check_connection(config_path: str) -> int:
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in ("psycopg", "psycopg_pool"):
             raise
-        print(
-            f"{config_path}: --connect needs the PostgreSQL driver: "
-            "pip install 'scheduler[cluster]'"
-        )
+        needs = _("{path}: --connect needs the PostgreSQL driver: pip install 'scheduler[cluster]'")
+        print(needs.format(path=config_path))
         return EX_CONFIG
     return connect_check(config, config_path, environ=os.environ)
 
 
 def check_config(config_path: str) -> int:
-    """Print ``ok: FILE`` and each static job's next runs (exit 0), or the problems (exit 78)."""
+    """Print ``ok: FILE``, each static job's next runs and each maintenance window's next
+    openings (exit 0), or the problems (exit 78)."""
     try:
         config = load_config(config_path)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(problem)
+            print(problem_text(problem))
         return EX_CONFIG
-    print(f"ok: {config_path}")
+    print(_("ok: {path}").format(path=config_path))
     now = to_datetime(SystemClock().time()).replace(microsecond=0)  # whole seconds read better
     for job in config.jobs:
-        print(f"{job.name}: {describe_schedule(job.schedule)} in {job.timezone}, task {job.task}")
+        said = _("{name}: {schedule} in {zone}, task {task}")
+        schedule = describe_schedule(job.schedule)
+        print(said.format(name=job.name, schedule=schedule, zone=job.timezone, task=job.task))
         for line in preview_lines(job, now):
+            print(f"  {line}")
+    for window in config.maintenance:
+        tasks = ", ".join(window.tasks) if window.tasks else _("every task")
+        said = _("maintenance {name}: {rule} for {duration} in {zone}, {tasks}")
+        length = format_duration(window.duration)
+        zone, rule = window.timezone, window.rule
+        print(said.format(name=window.name, rule=rule, duration=length, zone=zone, tasks=tasks))
+        for line in window_lines(window, now):
             print(f"  {line}")
     return 0
 
@@ -93,7 +108,7 @@ def check_state(directory: Path) -> int:
         # read (snapshot cleanup): what is really damaged is still damaged on a second read.
         error = state_error(directory)
     if error is None:
-        print(f"ok: state {directory}")
+        print(_("ok: state {directory}").format(directory=directory))
         return 0
     print(error.message)
     return EX_DATAERR if isinstance(error, CorruptState) else EX_CONFIG
@@ -106,8 +121,9 @@ def _report_holder(directory: Path) -> bool:
     except PersistenceError:
         return False  # the lock file cannot be read: the state check says what is wrong
     if in_use:
-        who = f"pid {pid}" if pid is not None else "a process still starting"
-        print(f"state {directory} is in use by a running scheduler ({who}): checked read-only")
+        who = f"pid {pid}" if pid is not None else _("a process still starting")
+        said = _("state {directory} is in use by a running scheduler ({who}): checked read-only")
+        print(said.format(directory=directory, who=who))
     return in_use
 
 
@@ -115,7 +131,22 @@ def preview_lines(job: JobSpec, now: datetime) -> list[str]:
     """The job's next runs after ``now`` as local ISO 8601 times with their offsets."""
     trigger = job.trigger(now.timestamp())
     runs = upcoming(trigger, now, PREVIEW_RUNS)
-    return [run.isoformat() for run in runs] or ["(no upcoming runs)"]
+    return [run.isoformat() for run in runs] or [_("(no upcoming runs)")]
+
+
+def window_lines(window: WindowSpec, now: datetime) -> list[str]:
+    """A window's next openings from ``now`` (one open now first) as ``START to END``, local
+    ISO 8601 times with their offsets."""
+    zone = ZoneInfo(window.timezone)
+    spans = openings(window, now.timestamp(), PREVIEW_RUNS)
+    lines = [
+        _("{start} to {end}").format(
+            start=datetime.fromtimestamp(span.start, zone).isoformat(),
+            end=datetime.fromtimestamp(span.end, zone).isoformat(),
+        )
+        for span in spans
+    ]
+    return lines or [_("(no upcoming openings)")]
 
 
 def describe_schedule(schedule: Schedule) -> str:
@@ -123,13 +154,13 @@ def describe_schedule(schedule: Schedule) -> str:
     if schedule.cron is not None:
         return f"cron {schedule.cron!r}"
     if schedule.every is not None:
-        return f"every {format_duration(schedule.every)}"
+        return _("every {duration}").format(duration=format_duration(schedule.every))
     if schedule.repeat is not None:
-        return f"repeat {schedule.repeat.freq}"
+        return _("repeat {freq}").format(freq=schedule.repeat.freq)
     if schedule.rrule is not None:
         return f"rrule {schedule.rrule!r}"
     if schedule.at is not None:
-        return f"at {schedule.at}"
+        return _("at {time}").format(time=schedule.at)
     if schedule.delay is not None:
-        return f"after {format_duration(schedule.delay)}"
-    return "immediately"
+        return _("after {duration}").format(duration=format_duration(schedule.delay))
+    return _("immediately")

@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from scheduler.cli.problems import problem_text
 from scheduler.clock import SystemClock, to_datetime
 from scheduler.durations import check_datetime
 from scheduler.errors import InvalidInput
+from scheduler.i18n import N_, _
 from scheduler.schedules import load_zone, parse_schedule
 from scheduler.triggers import Trigger, compile_schedule, resolve_local
 from scheduler.triggers.dst import AT
@@ -22,6 +24,8 @@ DEFAULT_ZONE = "Asia/Seoul"
 MAX_RUNS = 10_000
 _RRULE = re.compile(r"(?:^|[\s:;])(FREQ=|DTSTART)", re.IGNORECASE)
 _TINY = timedelta(microseconds=1)
+#: ``%a`` of a run, in the operator's language rather than the C locale's (Monday first).
+_WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
 
 
 def upcoming(trigger: Trigger, after: datetime, n: int) -> list[datetime]:
@@ -46,9 +50,10 @@ def parse_spec(spec: str) -> dict[str, Any]:
         try:
             value = json.loads(text)
         except json.JSONDecodeError as error:
-            raise InvalidInput(f"SPEC: not valid JSON: {error}", field="schedule") from None
+            message = _("SPEC: not valid JSON: {error}").format(error=error)
+            raise InvalidInput(message, field="schedule") from None
         if not isinstance(value, dict):
-            raise InvalidInput("SPEC: expected a JSON object", field="schedule")
+            raise InvalidInput(_("SPEC: expected a JSON object"), field="schedule")
         return value
     if _RRULE.search(text):
         return {"rrule": text}
@@ -66,7 +71,7 @@ def next_command(spec: str, *, tz: str | None, after: str | None, n: int, as_jso
     try:
         runs = preview(spec, tz=tz, after=after, n=n)
     except InvalidInput as error:
-        print(f"scheduler next: {error.message}", file=sys.stderr)
+        print(f"scheduler next: {problem_text(error.message)}", file=sys.stderr)
         return 2
     if as_json:
         print(json.dumps([run.isoformat() for run in runs]))
@@ -74,14 +79,15 @@ def next_command(spec: str, *, tz: str | None, after: str | None, n: int, as_jso
         for run in runs:
             print(_line(run))
         if len(runs) < n:
-            print("(no more runs)")
+            print(_("(no more runs)"))
     return 0
 
 
 def preview(spec: str, *, tz: str | None, after: str | None, n: int) -> list[datetime]:
     """The runs ``scheduler next`` prints; :class:`InvalidInput` says what is wrong."""
     if not 0 <= n <= MAX_RUNS:
-        raise InvalidInput(f"-n: expected 0..{MAX_RUNS}, got {n}", field="n")
+        message = _("-n: expected 0..{maximum}, got {n}").format(maximum=MAX_RUNS, n=n)
+        raise InvalidInput(message, field="n")
     schedule, inner_zone = parse_schedule(parse_spec(spec))
     zone = load_zone(tz or inner_zone or DEFAULT_ZONE, field="--tz")
     start = _after(after, zone)
@@ -105,10 +111,8 @@ def _after(text: str | None, zone: ZoneInfo) -> datetime:
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise InvalidInput(
-            f"--after: expected an ISO 8601 date-time like '2026-12-24T09:00', got {text!r}",
-            field="after",
-        ) from None
+        message = _("--after: expected an ISO 8601 date-time like '2026-12-24T09:00', got {text}")
+        raise InvalidInput(message.format(text=repr(text)), field="after") from None
     check_datetime(value, field="--after")
     if value.tzinfo is not None:
         return value.astimezone(zone)
@@ -117,8 +121,9 @@ def _after(text: str | None, zone: ZoneInfo) -> datetime:
 
 
 def _line(run: datetime) -> str:
-    """``Mon 2026-03-09 09:00:00 -04:00 (EDT)   2026-03-09 13:00:00 UTC``."""
+    """``Mon 2026-03-09 09:00:00 -04:00 (EDT)   2026-03-09 13:00:00 UTC`` (Korean: ``월 ...``)."""
     offset = run.strftime("%z")
     offset = f"{offset[:3]}:{offset[3:]}"
     utc = run.astimezone(UTC)
-    return f"{run:%a %Y-%m-%d %H:%M:%S} {offset} ({run.tzname()})   {utc:%Y-%m-%d %H:%M:%S} UTC"
+    day = _(_WEEKDAYS[run.weekday()])
+    return f"{day} {run:%Y-%m-%d %H:%M:%S} {offset} ({run.tzname()})   {utc:%Y-%m-%d %H:%M:%S} UTC"

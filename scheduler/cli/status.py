@@ -23,12 +23,36 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TextIO
 
+from scheduler.cli.tables import width
 from scheduler.clock import SystemClock
+from scheduler.i18n import N_, _
 
 TIMEOUT = 5.0
 WAIT_TIMEOUT = 30.0  # default bound of --wait: a start with a large state takes seconds
 POLL_EVERY = 0.1
-_COUNTS = ("pending", "running", "completed", "failed", "cancelled", "paused")
+#: The per-status counts of the card, with their labels (job statuses, not the daemon's state).
+_COUNTS = (
+    ("pending", N_("pending")),
+    ("running", N_("running")),
+    ("completed", N_("completed")),
+    ("failed", N_("failed")),
+    ("cancelled", N_("cancelled")),
+    ("paused", N_("paused")),
+)
+#: The daemon's states (``state`` of the card) and the job types, as the operator reads them.
+_STATES = {
+    "starting": N_("starting"),
+    "running": N_("running"),
+    "paused": N_("paused"),
+    "stopping": N_("stopping"),
+    "stopped": N_("stopped"),
+}
+_TYPES = {
+    "immediate": N_("immediate"),
+    "delayed": N_("delayed"),
+    "scheduled": N_("scheduled"),
+    "recurring": N_("recurring"),
+}
 
 
 def status_command(
@@ -82,7 +106,9 @@ def wait_ready(
         left = deadline - monotonic()
         if left <= 0:
             raise StatusError(
-                f"no scheduler was ready at {endpoint} within {timeout:g} s (last: {last})"
+                _("no scheduler was ready at {endpoint} within {timeout} s (last: {last})").format(
+                    endpoint=endpoint, timeout=f"{timeout:g}", last=last
+                )
             )
         sleep(min(POLL_EVERY, left))
 
@@ -101,7 +127,8 @@ def _probe(endpoint: str, timeout: float) -> str | None:
 
 def _check_scheme(endpoint: str) -> None:
     if not endpoint.startswith(("http://", "https://")):
-        raise StatusError(f"{endpoint}: the URL must start with http:// or https://")
+        message = _("{endpoint}: the URL must start with http:// or https://")
+        raise StatusError(message.format(endpoint=endpoint))
 
 
 def fetch(endpoint: str) -> dict[str, Any]:
@@ -111,31 +138,45 @@ def fetch(endpoint: str) -> dict[str, Any]:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as resp:  # noqa: S310 - scheme checked above
             body = resp.read()
     except urllib.error.HTTPError as exc:
-        raise StatusError(f"{endpoint} answered {exc.code} {exc.reason}") from None
+        message = _("{endpoint} answered {code} {reason}")
+        raise StatusError(
+            message.format(endpoint=endpoint, code=exc.code, reason=exc.reason)
+        ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise StatusError(f"no scheduler answers at {endpoint} ({reason})") from None
+        message = _("no scheduler answers at {endpoint} ({reason})")
+        raise StatusError(message.format(endpoint=endpoint, reason=reason)) from None
     try:
         doc = json.loads(body)
     except ValueError:
-        raise StatusError(f"{endpoint} did not answer with JSON") from None
+        raise StatusError(
+            _("{endpoint} did not answer with JSON").format(endpoint=endpoint)
+        ) from None
     if not isinstance(doc, dict) or "isRunning" not in doc:
-        raise StatusError(f"{endpoint} did not answer with a scheduler status document")
+        message = _("{endpoint} did not answer with a scheduler status document")
+        raise StatusError(message.format(endpoint=endpoint))
     return doc
 
 
 def render(doc: dict[str, Any], url: str, now: float) -> str:
     state = doc.get("state") or ("running" if doc.get("isRunning") else "stopped")
-    rows = [("Scheduler", f"{state} at {url}"), ("Jobs", f"{doc.get('totalJobs', 0)} total")]
-    rows += [(f"  {name}", str(doc[f"{name}Jobs"])) for name in _COUNTS if f"{name}Jobs" in doc]
+    shown = _(_STATES[state]) if state in _STATES else str(state)
+    rows = [
+        (_("Scheduler"), _("{state} at {url}").format(state=shown, url=url)),
+        (_("Jobs"), _("{count} total").format(count=doc.get("totalJobs", 0))),
+    ]
+    rows += [
+        (f"  {_(label)}", str(doc[f"{key}Jobs"])) for key, label in _COUNTS if f"{key}Jobs" in doc
+    ]
     rows += _next_rows(doc.get("nextJob"), now)
-    width = max(len(label) for label, _ in rows)
-    return "".join(f"{label.ljust(width)}  {value}\n" for label, value in rows)
+    # Hangul labels take two terminal cells a character: pad by cells, not by characters.
+    cells = max(width(label) for label, _value in rows)
+    return "".join(f"{label}{' ' * (cells - width(label))}  {value}\n" for label, value in rows)
 
 
 def _next_rows(nxt: Any, now: float) -> list[tuple[str, str]]:
     if not isinstance(nxt, dict):
-        return [("Next job", "none scheduled")]
+        return [(_("Next job"), _("none scheduled"))]
     when = str(nxt.get("scheduledTime"))
     try:
         moment = datetime.fromisoformat(when)
@@ -143,25 +184,30 @@ def _next_rows(nxt: Any, now: float) -> list[tuple[str, str]]:
         when = f"{moment.isoformat(sep=' ', timespec='seconds')} ({ahead})"
     except ValueError:
         pass
+    kind = nxt.get("type")
     return [
-        ("Next job", f"{nxt.get('workflowName')} ({nxt.get('type')})"),
-        ("  at", when),
-        ("  id", str(nxt.get("id"))),
+        (
+            _("Next job"),
+            f"{nxt.get('workflowName')} ({_(_TYPES[kind]) if kind in _TYPES else kind})",
+        ),
+        (f"  {_('at')}", when),
+        (f"  {_('id')}", str(nxt.get("id"))),
     ]
 
 
 def relative(seconds: float) -> str:
-    """``in 2 h 13 min``, ``in 45 s``, ``5 min ago``, ``now``."""
+    """``in 2 h 13 min``, ``in 45 s``, ``5 min ago``, ``now`` (Korean: ``2시간 13분 후``...)."""
     ahead = seconds >= 0
     left = round(abs(seconds))
     if left == 0:
-        return "now"
+        return _("now")
     parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+    units = ((_("{n} d"), 86400), (_("{n} h"), 3600), (_("{n} min"), 60), (_("{n} s"), 1))
+    for unit, size in units:
         if left >= size:
-            parts.append(f"{left // size} {unit}")
+            parts.append(unit.format(n=left // size))
             left %= size
         if len(parts) == 2:
             break
     text = " ".join(parts)
-    return f"in {text}" if ahead else f"{text} ago"
+    return (_("in {time}") if ahead else _("{time} ago")).format(time=text)

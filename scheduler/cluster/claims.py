@@ -7,6 +7,10 @@ makes a fire startable once. The transaction also writes the job's next state, t
 skipped runs, the events and the notifications, and commits (synchronously) before any task is
 called: the start is durable before its side effect.
 
+A job due inside its task's maintenance window is left as it is (every node has the same
+windows, from the same config): the claim names it with the window's end in
+:attr:`Claim.deferred`, and the node looks at it again then.
+
 Per-task ``concurrency`` and ``rate_limit`` hold across the cluster: a limited task's
 ``task_limits`` row is locked in the claim, its runs in flight are counted from ``inflight``,
 and its recent starts are kept in the row (a sliding log, as on a single box). Only claims of
@@ -39,6 +43,7 @@ from scheduler.engine.planning import (
 )
 from scheduler.engine.queue import TaskRuntime
 from scheduler.events import JobFailed, RunStarted
+from scheduler.maintenance import Maintenance
 from scheduler.model import Job, JobStatus, JobType
 
 
@@ -63,6 +68,8 @@ class Claim:
     cancels: set[int] = field(default_factory=set)
     #: The database's clock when the claim read what is due.
     now: float = 0.0
+    #: Due jobs inside their task's maintenance window, untouched: job id -> the window's end.
+    deferred: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -104,6 +111,8 @@ class Claimer:
         self.history = history
         self.schema = schema
         self.rng = rng
+        #: The maintenance windows; None when none are configured.
+        self.maintenance: Maintenance | None = None
 
     async def claim(
         self, conn: Connection, *, epoch: int, lease: float, free: int, skip: set[int]
@@ -143,6 +152,7 @@ class Claimer:
                 functools.partial(self.triggers.timeline, job),
                 busy=job.id in busy,
                 buffered=job.id in buffered,
+                maintenance=self.maintenance,
             )
             start = self._apply(
                 writes, job, decision, now=now, out=out, busy=busy, buffered=buffered
@@ -280,7 +290,10 @@ class Claimer:
             assert fire is not None
             recurring = job.type is JobType.RECURRING
             return replace(job, scheduled=nxt if recurring else None), fire, 1, False
-        if action is Action.HOLD:
+        if action is Action.DEFER:
+            assert nxt is not None
+            out.deferred[job.id] = nxt
+        elif action is Action.HOLD:
             writes.put(job, held=True)
         elif action is Action.RESCHEDULE:
             writes.put(_rescheduled(job, nxt, now, busy=job.id in busy))

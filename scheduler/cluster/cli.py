@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import sys
+import unicodedata
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
@@ -33,6 +34,7 @@ from scheduler.cluster.schema import apply_migrations, check_version
 from scheduler.config.load import load_config
 from scheduler.config.model import ClusterConfig, Config
 from scheduler.errors import ConfigError, CorruptState, InvalidState, PersistenceError, Unavailable
+from scheduler.i18n import N_, _
 from scheduler.model import JobStatus
 from scheduler.persistence.recovery import RecoveredState
 
@@ -100,7 +102,8 @@ def connect_check(config: Config, config_path: str, *, environ: Mapping[str, str
 
 def _cluster_of(config: Config, config_path: str) -> ClusterConfig:
     if config.cluster is None:
-        raise ConfigError([f"{config_path}: has no [cluster] section (cluster mode is off)"])
+        missing = _("{path}: has no [cluster] section (cluster mode is off)")
+        raise ConfigError([missing.format(path=config_path)])
     return config.cluster
 
 
@@ -115,9 +118,10 @@ async def _session(
     conn = await db.connect(cluster, conninfo)
     try:
         with db.db_errors(password):
-            yield conn, f"database {db.location(conn, cluster.schema)}"
+            yield conn, _("database {location}").format(location=db.location(conn, cluster.schema))
     except psycopg.Error as exc:
-        raise InvalidState(f"the database refused: {db.reason(exc, password)}") from None
+        refused = _("the database refused: {reason}").format(reason=db.reason(exc, password))
+        raise InvalidState(refused) from None
     finally:
         await conn.close()
 
@@ -125,18 +129,19 @@ async def _session(
 async def _connect_check(cluster: ClusterConfig, environ: Mapping[str, str]) -> str:
     async with _session(cluster, environ) as (conn, where):
         version = await check_version(conn, cluster.schema)
-    return f"ok: {where} version {version}"
+    return _("ok: {where} version {version}").format(where=where, version=version)
 
 
 async def _init(cluster: ClusterConfig, environ: Mapping[str, str], out: TextIO) -> None:
     async with _session(cluster, environ) as (conn, where):
         before, after = await apply_migrations(conn, cluster.schema)
     if before == 0:
-        print(f"created: {where} version {after}", file=out)
+        said = _("created: {where} version {after}")
     elif before == after:
-        print(f"already at version {after}: {where}", file=out)
+        said = _("already at version {after}: {where}")
     else:
-        print(f"migrated: {where} from version {before} to version {after}", file=out)
+        said = _("migrated: {where} from version {before} to version {after}")
+    print(said.format(where=where, before=before, after=after), file=out)
 
 
 def _import(
@@ -146,9 +151,16 @@ def _import(
         async with _session(cluster, environ) as (conn, where):
             await check_version(conn, cluster.schema)
             done = await import_state(conn, loaded, lease=cluster.lease)
-        running = f"; {done.running} were running (onCrash applies)" if done.running else ""
-        paused = "paused" if done.paused else "not paused"
-        return f"imported {done.jobs} jobs and {done.runs} runs into {where} ({paused}{running})"
+        running = _("; {n} were running (onCrash applies)") if done.running else ""
+        paused = _("paused") if done.paused else _("not paused")
+        said = _("imported {jobs} jobs and {runs} runs into {where} ({paused}{running})")
+        return said.format(
+            jobs=done.jobs,
+            runs=done.runs,
+            where=where,
+            paused=paused,
+            running=running.format(n=done.running),
+        )
 
     with locked_state(state, history=config.scheduler.history) as loaded:
         print(asyncio.run(write(loaded)), file=out)
@@ -160,10 +172,11 @@ def _import(
 async def _status(
     cluster: ClusterConfig, environ: Mapping[str, str], out: TextIO, *, as_json: bool
 ) -> None:
-    async with _session(cluster, environ) as (conn, where):
+    async with _session(cluster, environ) as (conn, _where):
         version = await check_version(conn, cluster.schema)
         doc = await read_status(conn, cluster)
-    doc = {"database": where.removeprefix("database "), "version": version, **doc}
+        location = db.location(conn, cluster.schema)
+    doc = {"database": location, "version": version, **doc}
     out.write(json.dumps(doc, indent=2) + "\n" if as_json else render_status(doc))
 
 
@@ -245,28 +258,55 @@ def _iso(instant: float) -> str:
 
 
 def render_status(doc: Mapping[str, Any]) -> str:
-    """The status as an 80-column table: the cluster's lines, then one row per node."""
+    """The status as an 80-column table: the cluster's lines, then one row per node. Widths
+    count terminal cells: a Korean label takes two a character."""
     jobs = doc["jobs"]
     keeper = doc["housekeeper"]
-    state = "PAUSED" if doc["paused"] else "running"
+    state = _("PAUSED") if doc["paused"] else _("running")
+    alive = _("{state}; {alive} of {nodes} nodes alive")
+    counts = ", ".join(
+        _("{count} {status}").format(count=jobs[s.value], status=_(_STATUSES[s.value]))
+        for s in JobStatus
+    )
     rows = [
-        ("database", f"{doc['database']} version {doc['version']}"),
-        ("cluster", f"{state}; {doc['aliveNodes']} of {len(doc['nodes'])} nodes alive"),
-        ("in flight", f"{doc['inflight']} runs"),
-        ("housekeeper", keeper["node"] if keeper["active"] else "none (no lease held)"),
-        ("jobs", f"{jobs['total']} total"),
-        ("", ", ".join(f"{jobs[s.value]} {s.value}" for s in JobStatus)),
+        (_("database"), _("{database} version {version}").format(**doc)),
+        (_("cluster"), alive.format(state=state, alive=doc["aliveNodes"], nodes=len(doc["nodes"]))),
+        (_("in flight"), _("{count} runs").format(count=doc["inflight"])),
+        (_("housekeeper"), keeper["node"] if keeper["active"] else _("none (no lease held)")),
+        (_("jobs"), _("{count} total").format(count=jobs["total"])),
+        ("", counts),
     ]
     if doc["configMismatch"]:
-        rows.append(("WARNING", "live nodes run different configs (configHash in --json)"))
-    lines = [_fit(f"{label:<12}{value}") for label, value in rows]
-    lines += ["", _row(*_HEADER)]
-    lines += [_row(*_node_cells(node)) for node in doc["nodes"]] or ["(no node has registered)"]
+        rows.append((_("WARNING"), _("live nodes run different configs (configHash in --json)")))
+    cells = max(12, *(_cells(name) + 1 for name, _value in rows))
+    lines = [_fit(_pad(name, cells) + value) for name, value in rows]
+    lines += ["", _row(*(_(header) for header in _HEADER))]
+    lines += [_row(*_node_cells(node)) for node in doc["nodes"]] or [_("(no node has registered)")]
     return "\n".join(lines) + "\n"
 
 
-_HEADER = ("NODE", "HOST", "PID", "EPOCH", "SLOT", "BEAT", "ALIVE", "SKEW", "LAG", "RUNS")
+_HEADER = (
+    N_("NODE"),
+    N_("HOST"),
+    N_("PID"),
+    N_("EPOCH"),
+    N_("SLOT"),
+    N_("BEAT"),
+    N_("ALIVE"),
+    N_("SKEW"),
+    N_("LAG"),
+    N_("RUNS"),
+)
 _WIDTHS = (13, 12, 6, 5, 4, 8, 5, 7, 5, 4)  # 69 + 9 spaces between: 78 columns
+#: The job statuses of the counts line (``scheduler status`` says them the same way).
+_STATUSES = {
+    "pending": N_("pending"),
+    "running": N_("running"),
+    "completed": N_("completed"),
+    "failed": N_("failed"),
+    "cancelled": N_("cancelled"),
+    "paused": N_("paused"),
+}
 
 
 def _node_cells(node: Mapping[str, Any]) -> tuple[str, ...]:
@@ -278,7 +318,7 @@ def _node_cells(node: Mapping[str, Any]) -> tuple[str, ...]:
         str(node["epoch"]),
         str(node["slot"]),
         _age(float(node["heartbeatAge"])),
-        "yes" if node["alive"] else "no",
+        _("yes") if node["alive"] else _("no"),
         f"{float(node['clockSkew']):+.3f}s",
         f"{float(node['replicaLag']) * 1000:.0f}ms",
         runs,
@@ -290,17 +330,30 @@ def _row(*cells: str) -> str:
     parts = []
     for i, (cell, width) in enumerate(zip(cells, _WIDTHS, strict=True)):
         text = _fit(cell, width)
-        parts.append(text.ljust(width) if i < 2 else text.rjust(width))
+        parts.append(_pad(text, width) if i < 2 else " " * (width - _cells(text)) + text)
     return " ".join(parts).rstrip()
 
 
+def _cells(text: str) -> int:
+    """Terminal cells of ``text``: wide characters (Hangul, CJK) take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - _cells(text))
+
+
 def _fit(text: str, width: int = WIDTH) -> str:
-    return text if len(text) <= width else text[: width - 1] + "~"
+    if _cells(text) <= width:
+        return text
+    while _cells(text) > width - 1:
+        text = text[:-1]
+    return text + "~"
 
 
 def _age(seconds: float) -> str:
     if seconds < 0:
-        return "ahead"  # a clock ahead of the database's wrote it: see SKEW
+        return _("ahead")  # a clock ahead of the database's wrote it: see SKEW
     if seconds < 100:
         return f"{seconds:.1f}s"
     if seconds < 6000:

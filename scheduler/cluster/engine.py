@@ -11,7 +11,8 @@ When to claim. The replica knows every job's next instant (in database time: the
 timer on its own clock plus the measured offset); a claim also follows every notification that
 something may be due (a job written, a slot freed, a run-now requested), and the periodic scan.
 A pass that finds nothing to do waits for the next notification rather than spinning on work
-another node holds or a task limit blocks.
+another node holds or a task limit blocks. Work inside its task's maintenance window waits the
+same way, and at the latest until the window's end, when the node claims again.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from scheduler.engine.waiters import Waiters, not_started
 from scheduler.errors import Unavailable
 from scheduler.events import Hub, RunRecorded
 from scheduler.ids import encode
+from scheduler.maintenance import Maintenance, refuse_run_now
 from scheduler.model import Job, JobStatus, Run, RunResult
 from scheduler.store import Store
 from scheduler.triggers import Trigger
@@ -112,6 +114,8 @@ class ClusterEngine:
         self._passed_at = -math.inf  # the database's clock at the last pass ...
         self._passed_mono = 0.0  # ... and the monotonic clock then (0: no pass yet)
         self._blocked: set[int] = set()
+        #: The earliest end of a maintenance window holding due work back (None: none does).
+        self._deferred_until: float | None = None
         self._stopped: asyncio.Event | None = None
         self._group: asyncio.TaskGroup | None = None
         self._epochs: dict[int, int] = {}  # id(run) -> the epoch it was claimed under
@@ -191,6 +195,22 @@ class ClusterEngine:
         self.max_concurrency = limit
         self.poke()
 
+    @property
+    def maintenance(self) -> Maintenance | None:
+        return self.claimer.maintenance
+
+    def set_maintenance(self, maintenance: Maintenance) -> None:
+        """Use these windows from the next claim on (start, reload): work they held is looked
+        at again at once."""
+        self.claimer.maintenance = maintenance or None
+        self._deferred_until = None
+        self.poke()
+
+    def refuse_in_maintenance(self, job: Job) -> None:
+        """Raise :class:`~scheduler.maintenance.InMaintenance` (409) when the job's task is
+        inside an open window (a run-now would start what the window prevents)."""
+        refuse_run_now(self.maintenance, job.task, self.clock.time())
+
     # --- claiming ------------------------------------------------------------------------
 
     def poke(self) -> None:
@@ -224,6 +244,14 @@ class ClusterEngine:
         """Wait for the replica's earliest due instant (on the database's clock), a
         notification, or the periodic scan."""
         timeout = self.scan_interval
+        if self._deferred_until is not None:
+            until = self._deferred_until - self.clock.time()
+            if until <= 0:  # a window that held work back has closed: look at it again
+                self._deferred_until = None
+                self._blocked.clear()
+                self._idle = False
+            else:
+                timeout = until
         nxt = self.store.next_wake()
         if nxt is not None:
             ahead = nxt - self.clock.time()  # the database's clock, as estimated (NodeClock)
@@ -269,6 +297,11 @@ class ClusterEngine:
         self._passed_at, self._passed_mono = claim.now, time.monotonic()
         self.applied(writes)
         self._blocked |= claim.blocked
+        if claim.deferred:
+            self._blocked |= claim.deferred.keys()
+            end = min(claim.deferred.values())
+            if self._deferred_until is None or end < self._deferred_until:
+                self._deferred_until = end
         epoch = self.node.epoch
         for started in claim.started:
             self._launch(started, epoch)

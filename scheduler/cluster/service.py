@@ -249,6 +249,7 @@ class ClusterService(BaseService):
                 raise InvalidState(
                     f"job {job_id} is {job.status}; it cannot run now", field="status"
                 )
+            self.engine.refuse_in_maintenance(job)  # before cancel_other stops anything
             busy = await _busy(conn, job.id)
             overlap = job.policy.overlap
             alone = force or not busy or overlap is Overlap.ALLOW
@@ -272,7 +273,12 @@ class ClusterService(BaseService):
         return self.engine.wait_fire(ids.decode(job_id), requested)
 
     async def pause(
-        self, job_id: str, *, until: float | None = None, reason: str | None = None
+        self,
+        job_id: str,
+        *,
+        until: float | None = None,
+        reason: str | None = None,
+        by: str | None = None,
     ) -> Job:
         async def body(conn: Connection, writes: Writes) -> Job:
             job, _, _ = await self._locked(writes, job_id)
@@ -282,7 +288,9 @@ class ClusterService(BaseService):
                 )
             if until is not None and until <= await db_now(conn):
                 raise InvalidInput("until: expected an instant in the future", field="until")
-            paused = replace(job, status=JobStatus.PAUSED, paused_until=until, pause_reason=reason)
+            paused = replace(
+                job, status=JobStatus.PAUSED, paused_until=until, pause_reason=reason, paused_by=by
+            )
             writes.put(paused)
             await conn.execute("DELETE FROM manual WHERE job_id = %s", [job.id])
             return paused

@@ -306,6 +306,7 @@ ALERTS: dict[str, Check] = {
     "mean_run_time": expect_duration,
     "waiting_jobs": _at_least(1),
     "slot_utilisation": expect_fraction,
+    "missed_runs": expect_bool,
 }
 #: The keys every task may have, whatever its kind.
 TASK_COMMON: dict[str, Check] = {

@@ -39,6 +39,7 @@ from scheduler.config.model import (
 from scheduler.errors import ConfigError, InvalidInput, SchedulerError
 from scheduler.executors.tasks import RateLimit, TaskConfig, TaskKind
 from scheduler.jobspec import JobDefaults, JobSpec, merge_retry, validate_job_input
+from scheduler.maintenance import parse_windows
 from scheduler.model import FsyncMode, RetryPolicy
 
 __all__ = [  # the records are re-exported for the code that imports them from here
@@ -59,7 +60,17 @@ __all__ = [  # the records are re-exported for the code that imports them from h
     "syntax_problem",
 ]
 
-SECTIONS = ("server", "scheduler", "retry", "persistence", "tasks", "jobs", "alerts", "cluster")
+SECTIONS = (
+    "server",
+    "scheduler",
+    "retry",
+    "persistence",
+    "tasks",
+    "jobs",
+    "alerts",
+    "cluster",
+    "maintenance",
+)
 
 
 def load_config(path: str | os.PathLike[str], *, known_tasks: Collection[str] = ()) -> Config:
@@ -168,6 +179,12 @@ class _Loader:
             jobs=self.jobs(data.get("jobs", []), defaults, names),
             alerts=AlertsConfig(**self.section(data, "alerts", keys.ALERTS)),
             cluster=self.cluster(data),
+            maintenance=parse_windows(
+                data.get("maintenance", []),
+                timezone=scheduler.timezone,
+                tasks=names,
+                problems=self.problems,
+            ),
         )
 
     def cluster(self, data: Mapping[str, Any]) -> ClusterConfig | None:

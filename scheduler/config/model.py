@@ -16,6 +16,7 @@ import msgspec
 from scheduler.errors import InvalidInput
 from scheduler.executors.tasks import TaskConfig
 from scheduler.jobspec import JobDefaults, JobSpec
+from scheduler.maintenance import WindowSpec
 from scheduler.model import FsyncMode, RetryPolicy
 
 
@@ -57,6 +58,7 @@ class AlertsConfig(msgspec.Struct, frozen=True, kw_only=True):
     mean_run_time: float = 300.0
     waiting_jobs: int = 100
     slot_utilisation: float = 0.90
+    missed_runs: bool | None = None  # None: on when webhook_urls are set
 
 
 class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,7 +79,8 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 class Config(msgspec.Struct, frozen=True, kw_only=True):
     """The whole file. ``jobs`` are the ``[[jobs]]`` entries, each with a unique ``name`` (by
-    which a reload matches it to the stored job) and a ``task``."""
+    which a reload matches it to the stored job) and a ``task``; ``maintenance`` the
+    ``[[maintenance]]`` windows (see :mod:`scheduler.maintenance`)."""
 
     server: ServerConfig = ServerConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
@@ -88,6 +91,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     jobs: tuple[JobSpec, ...] = ()
     alerts: AlertsConfig = AlertsConfig()
     cluster: ClusterConfig | None = None
+    maintenance: tuple[WindowSpec, ...] = ()
     path: str | None = None
 
 

@@ -9,6 +9,9 @@ not an error (the rest of the file is applied); it is reported as "needs a resta
 running value stays in force, so the config the process reports is the one it really runs, and
 the note is repeated on every reload until the restart happens.
 
+Maintenance windows (``[[maintenance]]``) apply at once: the jobs a removed or shortened window
+held are released (see :meth:`scheduler.engine.loop.Engine.set_maintenance`).
+
 Everything here is pure: the daemon and
 :meth:`scheduler.runtime.library.Scheduler.apply_config` do the applying.
 """
@@ -95,6 +98,7 @@ def summarize(old: Config, new: Config) -> str:
     parts = [
         *_named("jobs", static_jobs(old), static_jobs(new)),
         *_named("tasks", old.tasks, new.tasks),
+        *_named("maintenance", _windows(old), _windows(new)),
     ]
     if (old.cluster is None) != (new.cluster is None):
         parts.append("cluster added" if old.cluster is None else "cluster removed")
@@ -113,6 +117,10 @@ def summarize(old: Config, new: Config) -> str:
     if old.default_timeout != new.default_timeout:
         parts.append(f"retry.timeout {_show(old.default_timeout)} -> {_show(new.default_timeout)}")
     return "; ".join(parts) or "nothing changed"
+
+
+def _windows(config: Config) -> dict[str, Any]:
+    return {window.name: window for window in config.maintenance}
 
 
 def _named(kind: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:

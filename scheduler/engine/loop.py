@@ -13,6 +13,8 @@ How a job gets run:
 3. What runs goes to the ready queue (:mod:`.queue`), and the workers (:mod:`.runner`) take it
    from there. Retention (:mod:`.retention`), compiled triggers (:mod:`.cache`), waiters
    (:mod:`.waiters`) and crash recovery (:mod:`.recovery`) each live in their own module.
+4. Maintenance windows hold back the runs of their tasks (:mod:`.holds`); a run-now inside
+   one is refused; runs in flight are never stopped.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from msgspec.structs import replace
 from scheduler.clock import Clock, Timer
 from scheduler.engine.cache import TriggerCache
 from scheduler.engine.execution import ActiveRun, cancel_run
+from scheduler.engine.holds import WindowHolds
 from scheduler.engine.outcomes import SUPERSEDED
 from scheduler.engine.planning import (
     Action,
@@ -40,12 +43,20 @@ from scheduler.engine.planning import (
     resumed,
     skipped_record,
 )
-from scheduler.engine.queue import BUFFERED, DUE, MANUAL, RETRY, ReadyQueue, TaskRuntime
+from scheduler.engine.queue import (
+    BUFFERED,
+    DUE,
+    MANUAL,
+    RETRY,
+    ReadyQueue,
+    TaskRuntime,
+)
 from scheduler.engine.recovery import recover_interrupted
 from scheduler.engine.retention import Retention
 from scheduler.engine.runner import Runner
 from scheduler.engine.waiters import Waiters, not_started
 from scheduler.events import Hub, JobCompleted, JobFailed
+from scheduler.maintenance import Maintenance, refuse_run_now
 from scheduler.model import FINISHED, Job, JobStatus, Run
 from scheduler.store import Store
 from scheduler.triggers import Trigger
@@ -96,6 +107,10 @@ class Engine:
         )
         self._buffered: dict[int, float] = {}  # an occurrence held back by overlap
         self._held: set[int] = set()  # due again once their runs have ended
+        #: The maintenance windows and the jobs they hold back (:mod:`.holds`).
+        self.holds = WindowHolds(
+            store, clock, self._buffered, arm=self._arm, after_runs=self._after_runs
+        )
         self._timer: Timer | None = None
         self._timer_at: float | None = None
         self._stopped: asyncio.Event | None = None
@@ -179,6 +194,18 @@ class Engine:
         """Change ``max_concurrency`` at run time (reload): add or retire workers."""
         self.runs.set_concurrency(limit)
 
+    def set_maintenance(self, maintenance: Maintenance) -> None:
+        """Use these windows from now on (start, reload). The jobs the old ones held are
+        decided again at once: a window removed or shortened lets them run now, one still open
+        defers them again, to its end."""
+        self.holds.maintenance = maintenance or None
+        self.queue.gate = self.holds.gate if maintenance else None
+        self.holds.release(float("inf"))
+
+    @property
+    def maintenance(self) -> Maintenance | None:
+        return self.holds.maintenance
+
     async def recover_interrupted(self) -> int:
         """After a crash: see :mod:`.recovery`."""
         return await recover_interrupted(self.store, self.clock, self.runs)
@@ -210,8 +237,13 @@ class Engine:
         self._timer_at = None
         if self.stopping or self.store.paused:
             return
-        self._collect_due(self.clock.time())
+        now = self.clock.time()
+        self.holds.release(now)
+        self._collect_due(now)
         nxt = self.store.next_wake()
+        end = self.holds.next_end()
+        if end is not None:
+            nxt = end if nxt is None else min(nxt, end)
         if nxt is not None:
             self._arm(nxt)
 
@@ -263,6 +295,7 @@ class Engine:
             lambda: self.triggers.timeline(job),
             busy=self.runs.busy(job.id),
             buffered=job.id in self._buffered,
+            maintenance=self.maintenance,
         )
         action, fire, nxt = decision.action, decision.fire, decision.nxt
         if decision.missed is not None and action is not Action.MISSED:
@@ -287,9 +320,17 @@ class Engine:
         elif action is Action.SKIP:
             assert fire is not None
             self._skip(job, fire, nxt, now)
+        elif action is Action.DEFER:
+            assert nxt is not None
+            self.holds.defer(job.id, nxt)
         else:
             self._missed_one_off(job, decision, now)
         return 0
+
+    def refuse_in_maintenance(self, job: Job) -> None:
+        """Raise :class:`~scheduler.maintenance.InMaintenance` (409) when the job's task is
+        inside an open window: a run-now would start what the window is there to prevent."""
+        refuse_run_now(self.holds.maintenance, job.task, self.clock.time())
 
     def _buffer(self, job: Job, fire: float, nxt: float | None, *, cancel: bool) -> None:
         # The new run starts when the one in flight has ended (at once, if cancelled).
@@ -358,6 +399,12 @@ class Engine:
                 self.runs.wake()
             else:
                 not_started(after, job_id, job)
+        if buffered is not None and self.holds.maintenance is not None:
+            window = self.holds.open_for(job.task, self.clock.time())
+            if window is not None:  # the kept occurrence waits for the window's end
+                self._buffered[job_id] = buffered
+                self.holds.defer(job_id, window.end)
+                return
         if buffered is not None:
             self.queue.push(job, buffered, BUFFERED)
             self.runs.wake()
@@ -373,7 +420,9 @@ class Engine:
         return self.runs.busy(job_id)
 
     def run_now(self, job: Job) -> asyncio.Future[Run]:
-        """Queue a run outside the schedule; the future resolves with the finished run."""
+        """Queue a run outside the schedule; the future resolves with the finished run.
+        Refused (:class:`~scheduler.maintenance.InMaintenance`) inside the task's window."""
+        self.refuse_in_maintenance(job)
         fut: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
         self.queue.push(job, self.clock.time(), MANUAL, waiter=fut)
         self.runs.wake()
@@ -385,7 +434,9 @@ class Engine:
 
     def run_after(self, job: Job) -> asyncio.Future[Run]:
         """Queue a run-now for when the job's runs in flight and queued have ended
-        (``overlap = buffer_one``); at once if there are none."""
+        (``overlap = buffer_one``); at once if there are none. Refused inside the task's
+        maintenance window, like :meth:`run_now`."""
+        self.refuse_in_maintenance(job)
         if not self.busy(job.id):
             return self.run_now(job)
         fut: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
@@ -440,6 +491,7 @@ class Engine:
         self.triggers.forget(job_id)
         self._buffered.pop(job_id, None)
         self._held.discard(job_id)
+        self.holds.forget(job_id)
         self.waiters.release(job_id, None)
 
     def trigger(self, job: Job) -> Trigger:

@@ -24,7 +24,7 @@ import heapq
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 from scheduler.clock import Clock, Timer
 from scheduler.executors.base import Executor
@@ -92,6 +92,23 @@ class Place:
     released: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Where a job's queued run waits, as ``GET /api/jobs/{id}/explain`` tells it: what holds
+    it (``"global"``: every place of ``max_concurrency`` is taken; ``"task"``: every slot of
+    its task's ``concurrency``; ``"rate"``: its task's rate window is full until ``until``, wall
+    clock, ``size`` starts per ``per`` seconds; None: nothing, a worker takes it next), how
+    many queued runs come before it under that limit, and how many of ``size`` places are used.
+    """
+
+    limit: Literal["global", "task", "rate"] | None
+    ahead: int
+    used: int
+    size: int
+    until: float | None = None
+    per: float | None = None
+
+
 class ReadyQueue:
     def __init__(
         self,
@@ -113,6 +130,10 @@ class ReadyQueue:
         self._seq = 0
         self._slots: dict[str, TaskSlots] = {}
         self._per_job: dict[int, int] = {}  # runs queued (ready or blocked) per job
+        #: Asked of each run as it is taken, when maintenance windows are configured (else
+        #: None: one attribute test): True when the run must not start now (its task's window
+        #: opened while it waited); the gate has then taken it over and it leaves the queue.
+        self.gate: Callable[[QueuedRun, Job], bool] | None = None
 
     def __len__(self) -> int:
         """Runs waiting: ready ones and those held back by a task limit."""
@@ -184,6 +205,10 @@ class ReadyQueue:
             if job is None:
                 self._forget(run)
                 self.on_drop(run, None)
+                continue
+            gate = self.gate
+            if gate is not None and gate(run, job):
+                self._forget(run)
                 continue
             place = self._reserve(entry, job.task)
             if place is None:
@@ -266,3 +291,51 @@ class ReadyQueue:
             self._per_job[run.job_id] = left
         else:
             self._per_job.pop(run.job_id, None)
+
+    # --- where a job's run stands (read-only, for explain) -----------------------------------
+
+    def standing(self, job_id: int, task: str) -> Standing | None:
+        """Where the job's first queued run waits and what holds it (see :class:`Standing`), or
+        None when no run of it is queued. O(queue length): it answers an operator's question
+        (``GET /api/jobs/{id}/explain``), never the run path."""
+        if job_id not in self._per_job:
+            return None
+        slots = self._slots.get(task)
+        if slots is not None:
+            mine = _first_of(slots.blocked, job_id)
+            if mine is not None:
+                return self._task_standing(task, slots, _ahead(slots.blocked, mine))
+        mine = _first_of(self.heap, job_id)
+        if mine is None:
+            return None
+        limit: Literal["global"] | None = "global" if self.active >= self.limit else None
+        return Standing(limit, _ahead(self.heap, mine), self.active, self.limit)
+
+    def _task_standing(self, task: str, slots: TaskSlots, ahead: int) -> Standing:
+        """A run held back in its task's heap: by the task's concurrency, or its rate window
+        (which frees when the oldest start still in it is ``per`` seconds old)."""
+        runtime = self.tasks.get(task)
+        concurrency = None if runtime is None else runtime.concurrency
+        if concurrency is not None and slots.running >= concurrency:
+            return Standing("task", ahead, slots.running, concurrency)
+        rate = None if runtime is None else runtime.rate_limit
+        if rate is not None:
+            count, per = rate
+            now = self.clock.monotonic()
+            recent = [start for start in slots.starts if now - start < per]
+            if len(recent) >= count:
+                frees = recent[len(recent) - count] + per - now
+                until = self.clock.time() + frees
+                return Standing("rate", ahead, len(recent), count, until=until, per=per)
+        return Standing(None, ahead, slots.running, concurrency or 0)
+
+
+def _first_of(heap: list[Entry], job_id: int) -> Entry | None:
+    """The job's first live entry in ``heap`` (in queue order), or None."""
+    mine = [entry for entry in heap if entry[2] == job_id and not entry[RUN].dropped]
+    return min(mine) if mine else None
+
+
+def _ahead(heap: list[Entry], mine: Entry) -> int:
+    """How many live entries of ``heap`` come before ``mine`` in queue order."""
+    return sum(1 for entry in heap if entry < mine and not entry[RUN].dropped)

@@ -10,6 +10,9 @@ What is sent, each once (deduplicated by state, not by time):
   and ``slot_utilisation`` (runs in flight over ``max_concurrency``). Thresholds are checked
   every ``check_interval``; the two instantaneous ones change state only after holding for
   :data:`GAUGE_HOLD` checks in a row, so one busy moment does not page twice.
+- ``job_missed`` when occurrences of a recurring job did not run (at most once per job per
+  ``window``, with the count) and ``job_recovered`` when it next runs on time: the policy is in
+  :mod:`.alerts_missed`. ``[alerts] missed_runs = false`` turns it off.
 
 How, so that alerting can never hurt scheduling: the engine and hub callbacks only update
 counters and ``put_nowait`` into a bounded queue (full: the alert is dropped and logged); one
@@ -24,10 +27,8 @@ import asyncio
 import contextlib
 import enum
 import logging
-import math
 import socket
-from collections import OrderedDict, deque
-from dataclasses import dataclass
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Final
 
@@ -39,8 +40,10 @@ from scheduler.clock import Clock
 from scheduler.config.load import AlertsConfig
 from scheduler.durations import format_duration
 from scheduler.events import Hub, JobCompleted, JobFailed, RunRecorded, Settled
-from scheduler.model import Outcome
+from scheduler.model import Job, JobType, Outcome
+from scheduler.observability.alerts_missed import Change, MissedRuns, Notice, summary_of
 from scheduler.observability.metrics import Dispatch
+from scheduler.observability.thresholds import RunWindow, Threshold
 from scheduler.store import Store
 from scheduler.views import iso
 
@@ -55,6 +58,7 @@ _RETRY_STATUSES: Final = frozenset({408, 425, 429})
 class Kind(enum.StrEnum):
     JOB_FAILED = "job_failed"
     JOB_RECOVERED = "job_recovered"
+    JOB_MISSED = "job_missed"
     THRESHOLD_CROSSED = "threshold_crossed"
     THRESHOLD_CLEARED = "threshold_cleared"
 
@@ -88,62 +92,20 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     value: float | None = None
     threshold: float | None = None
     window: str | None = None
-
-
-class RunWindow:
-    """Finished runs of the last ``span`` seconds, in ``slots`` buckets (memory is bounded
-    however many runs finish; the window slides by ``span / slots``)."""
-
-    def __init__(self, span: float, slots: int = 60) -> None:
-        self.span = span
-        self.width = span / slots
-        self.slots = slots
-        self._buckets: deque[list[float]] = deque()  # [index, runs, failures, seconds]
-
-    def add(self, now: float, *, failed: bool, duration: float | None) -> None:
-        index = math.floor(now / self.width)
-        if not self._buckets or self._buckets[-1][0] != index:
-            self._buckets.append([index, 0.0, 0.0, 0.0])
-        bucket = self._buckets[-1]
-        bucket[1] += 1
-        bucket[2] += 1 if failed else 0
-        bucket[3] += max(0.0, duration or 0.0)
-
-    def totals(self, now: float) -> tuple[int, int, float]:
-        """(runs, failures, total run time) in the window ending at ``now``."""
-        oldest = math.floor(now / self.width) - self.slots + 1
-        while self._buckets and self._buckets[0][0] < oldest:
-            self._buckets.popleft()
-        runs = sum(b[1] for b in self._buckets)
-        failures = sum(b[2] for b in self._buckets)
-        seconds = sum(b[3] for b in self._buckets)
-        return int(runs), int(failures), seconds
-
-
-@dataclass(slots=True)
-class Threshold:
-    """Crossed/cleared state of one threshold: changes after ``hold`` checks in a row agree."""
-
-    name: str
-    hold: int = 1
-    active: bool = False
-    streak: int = 0
-
-    def step(self, breached: bool) -> bool | None:
-        """The new state when it changes now, else None."""
-        if breached == self.active:
-            self.streak = 0
-            return None
-        self.streak += 1
-        if self.streak < self.hold:
-            return None
-        self.active, self.streak = breached, 0
-        return breached
+    #: job_missed, and its job_recovered: occurrences missed in the job's window, the oldest
+    #: and newest of them (in the job's zone), the newest record's reason and the cause.
+    count: int | None = None
+    first_missed: str | None = None
+    last_missed: str | None = None
+    reason: str | None = None
+    cause: str | None = None
 
 
 class Alerter:
     """Owns the alert queue and its sender. ``start()`` after the engine starts, ``close()``
-    at shutdown (after the engine stopped, so its last failures still go out)."""
+    at shutdown (after the engine stopped, so its last failures still go out). It listens
+    from the start: the engine plans what is overdue as it starts, before any service runs,
+    and the runs missed while the daemon was down are recorded then."""
 
     def __init__(
         self,
@@ -176,6 +138,8 @@ class Alerter:
             "slot_utilisation": Threshold("slot_utilisation", GAUGE_HOLD),
         }
         self.failing: OrderedDict[str, None] = OrderedDict()
+        self.missed = MissedRuns(window=config.window, since=clock.time())
+        self._flush_armed = False
         self.raised = 0
         self.dropped = 0
         self.delivered = 0
@@ -186,6 +150,7 @@ class Alerter:
         self._listening = False
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._listen()
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -224,7 +189,15 @@ class Alerter:
         """Apply a reloaded ``[alerts]`` section; a new window starts empty."""
         if config.window != self.config.window:
             self.window = RunWindow(config.window)
+        self.missed.window = config.window
         self.config = config
+        if not self.missed_runs:
+            self.missed.clear()
+
+    @property
+    def missed_runs(self) -> bool:
+        """Whether missed-run alerts are on: ``missed_runs``, by default on with webhooks."""
+        return self.config.missed_runs is not False and bool(self.config.webhook_urls)
 
     def _listen(self) -> None:
         if not self._listening:
@@ -235,11 +208,18 @@ class Alerter:
     # --- inputs (called synchronously by the engine and the hub: never block, never raise) --
 
     def on_run(self, event: RunRecorded) -> None:
-        run = event.run  # thresholds are daemon-wide: the job does not matter
-        if self._closing or run.outcome not in (Outcome.SUCCESS, Outcome.ERROR, Outcome.TIMEOUT):
+        run = event.run
+        if self._closing:
             return
-        failed = run.outcome is not Outcome.SUCCESS
-        self.window.add(self.clock.time(), failed=failed, duration=run.duration)
+        if run.outcome in (Outcome.SUCCESS, Outcome.ERROR, Outcome.TIMEOUT):
+            failed = run.outcome is not Outcome.SUCCESS  # thresholds are daemon-wide
+            self.window.add(self.clock.time(), failed=failed, duration=run.duration)
+        if self.missed_runs and event.job.type is JobType.RECURRING:
+            self.missed.observe(event.job, run, self.clock.time())
+            if self.missed.due and not self._flush_armed:
+                # Queued once the engine's turn ends: the alert then shows the job rescheduled.
+                self._flush_armed = True
+                asyncio.get_running_loop().call_soon(self._flush_missed)
 
     def on_settled(self, event: Settled) -> None:
         if self._closing or event.job_id is None:
@@ -266,8 +246,11 @@ class Alerter:
             self.check()
 
     def check(self) -> None:
-        """Evaluate every threshold now and queue an alert for each one that changed."""
+        """Evaluate every threshold now and queue an alert for each one that changed; prune
+        the missed-run windows."""
         cfg = self.config
+        self.missed.prune(self.clock.time(), lambda job_id: self.store.get(job_id) is not None)
+        self._flush_missed()
         runs, failures, seconds = self.window.totals(self.clock.time())
         rate = failures / runs if runs >= MIN_RUNS else None
         mean = seconds / runs if runs else None
@@ -308,17 +291,7 @@ class Alerter:
         job = self.store.get(ids.decode(job_id))
         if job is None:
             return
-        info = JobInfo(
-            id=job_id,
-            workflow_id=job.workflow_id,
-            workflow_name=job.display_name,
-            task=job.task,
-            status=job.status.value,
-            error=job.error,
-            attempt=job.attempt,
-            scheduled_time=iso(job.scheduled, job.timezone),
-            timezone=job.timezone,
-        )
+        info = job_info(job)
         if kind is Kind.JOB_FAILED:
             tries = f"{job.attempt} attempt{'s' if job.attempt != 1 else ''}"
             summary = f"Job {job.display_name} failed after {tries}: {job.error or 'no message'}"
@@ -327,6 +300,33 @@ class Alerter:
             summary = f"Job {job.display_name} succeeded again"
             severity = "resolved"
         self._queue_alert(kind, kind.value, severity, summary, job=info)
+
+    def _flush_missed(self) -> None:
+        """Queue the waiting missed-run alerts while the queue is less than half full, so
+        that a burst of them (a thousand jobs missing at once) is sent in full and leaves
+        room for the other alerts."""
+        self._flush_armed = False
+        half = self._queue.maxsize // 2
+        while not self._closing and self.missed.due and self._queue.qsize() < half:
+            for notice in self.missed.take():
+                self._missed_alert(notice)
+
+    def _missed_alert(self, notice: Notice) -> None:
+        job = self.store.get(notice.job.id) or notice.job  # as it is now: rescheduled
+        zone = job.timezone
+        missed = notice.change is Change.MISSED
+        self._queue_alert(
+            Kind.JOB_MISSED if missed else Kind.JOB_RECOVERED,
+            Kind.JOB_MISSED.value,
+            "warning" if missed else "resolved",
+            summary_of(notice, job.display_name, zone),
+            job=job_info(job),
+            count=notice.runs,
+            first_missed=iso(notice.first, zone),
+            last_missed=iso(notice.last, zone),
+            reason=notice.reason,
+            cause=notice.cause.value,
+        )
 
     def _queue_alert(
         self,
@@ -339,6 +339,11 @@ class Alerter:
         value: float | None = None,
         threshold: float | None = None,
         window: str | None = None,
+        count: int | None = None,
+        first_missed: str | None = None,
+        last_missed: str | None = None,
+        reason: str | None = None,
+        cause: str | None = None,
     ) -> None:
         if not self.config.webhook_urls:
             return
@@ -358,6 +363,11 @@ class Alerter:
             value=value,
             threshold=threshold,
             window=window,
+            count=count,
+            first_missed=first_missed,
+            last_missed=last_missed,
+            reason=reason,
+            cause=cause,
         )
         try:
             self._queue.put_nowait(alert)
@@ -377,6 +387,7 @@ class Alerter:
                 alert = await self._queue.get()
                 if alert is None:
                     return
+                self._flush_missed()
                 body = msgspec.json.encode(alert)
                 for position, url in enumerate(self.config.webhook_urls, 1):
                     if await self._deliver(session, url, body, alert.id, position):
@@ -409,6 +420,20 @@ class Alerter:
                 problem = type(exc).__name__
         log.warning("alert webhook #%d did not take alert %s: %s", position, alert_id, problem)
         return False
+
+
+def job_info(job: Job) -> JobInfo:
+    return JobInfo(
+        id=ids.encode(job.id),
+        workflow_id=job.workflow_id,
+        workflow_name=job.display_name,
+        task=job.task,
+        status=job.status.value,
+        error=job.error,
+        attempt=job.attempt,
+        scheduled_time=iso(job.scheduled, job.timezone),
+        timezone=job.timezone,
+    )
 
 
 _LABELS: Final = {

@@ -14,6 +14,11 @@ Policy:
   segment is first copied to ``<name>.broken``, then truncated, and the byte count is logged and
   returned in the stats. Any other damage raises CorruptState naming the file and byte offset,
   and then no file has been touched: everything is read and checked before anything is written.
+- When the previous process was last alive: the newest instant its records hold (a job's
+  creation, start or end, a run's end) and the newest time one of its files was written (read
+  before a torn tail is cut). The engine keeps the span from then to this start (see
+  :mod:`scheduler.engine.recovery`), so that ``GET /api/jobs/{id}/explain`` can say that runs
+  were missed because the daemon was down.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from scheduler.errors import CorruptState, PersistenceError
+from scheduler.ids import created_at
 from scheduler.index import JobIndex, Key
 from scheduler.model import AddRun, Change, DeleteJob, Job, PutJob, Run, SetMeta
 from scheduler.persistence import files
@@ -65,6 +71,11 @@ class RecoveredState:
     #: The ids of ``jobs`` by index key (for ``Store.load``), or None when not known (no
     #: snapshot, or a version 1 snapshot).
     groups: dict[Key, list[int]] | None = None
+    #: The newest instant the records hold (a job created, started or ended, a run ended), or
+    #: None for an empty state: the previous process was alive then.
+    last_recorded: float | None = None
+    #: The newest modification time of a snapshot or journal segment, or None (no file).
+    last_written: float | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -87,6 +98,7 @@ class _Builder:
     empty_tail: tuple[Path, ...] = ()  # empty segments after the last record: nothing to keep
     groups: dict[Key, list[int]] | None = None  # the snapshot's, as of the snapshot
     touched: set[int] = dataclasses.field(default_factory=set)  # jobs the replay put or deleted
+    newest: float = 0.0  # the newest instant the records hold (see RecoveredState.last_recorded)
 
     def load(self, snap: LoadedSnapshot, path: Path) -> None:
         self.snapshot = path
@@ -97,20 +109,31 @@ class _Builder:
         self.jobs = dict(zip(map(_JOB_ID, snap.jobs), snap.jobs, strict=True))
         self.snapshot_jobs = len(self.jobs)
         self.groups = snap.groups
+        # The newest job's creation is in the id counter; the newest run end is looked for in
+        # the loop that files the runs anyway (one comparison each, not a second pass).
+        newest = max(self.newest, created_at(self.next_id))
         for run in snap.runs:
             self._add_run(run)
+            ended = run.ended
+            if ended is not None and ended > newest:
+                newest = ended
+        self.newest = newest
 
     def apply(self, change: Change) -> None:
         if isinstance(change, PutJob):
-            self.jobs[change.job.id] = change.job
-            self.next_id = max(self.next_id, change.job.id + 1)
-            self.touched.add(change.job.id)
+            job = change.job
+            self.jobs[job.id] = job
+            self.next_id = max(self.next_id, job.id + 1)
+            self.touched.add(job.id)
+            self.newest = max(self.newest, created_at(job.id), job.executed or 0.0)
+            self.newest = max(self.newest, job.completed or 0.0)
         elif isinstance(change, DeleteJob):
             self.jobs.pop(change.job_id, None)
             self.runs.pop(change.job_id, None)
             self.touched.add(change.job_id)
         elif isinstance(change, AddRun):
             self._add_run(change.run)
+            self.newest = max(self.newest, change.run.ended or change.run.started or 0.0)
         else:
             self.meta = change
 
@@ -143,6 +166,7 @@ def load_state(dir: Path, *, history: int = 20) -> RecoveredState:
     files.ensure_state_dir(dir)
     with _collector_paused():
         built = _read_state(dir, history)
+    written = _last_written(dir)  # before the repair writes
     torn_bytes, broken = _repair(built)
     stats = RecoveryStats(
         snapshot=built.snapshot,
@@ -168,6 +192,8 @@ def load_state(dir: Path, *, history: int = 20) -> RecoveredState:
         next_id=built.next_id,
         stats=stats,
         groups=built.final_groups(),
+        last_recorded=built.newest or None,
+        last_written=written,
     )
 
 
@@ -195,6 +221,15 @@ def state_error(dir: Path) -> PersistenceError | None:
     except PersistenceError as exc:
         return exc
     return None
+
+
+def _last_written(directory: Path) -> float | None:
+    """The newest modification time of the snapshots and journal segments in ``directory``."""
+    paths = [path for _, path in files.list_snapshots(directory) + files.list_segments(directory)]
+    try:
+        return max((path.stat().st_mtime for path in paths), default=None)
+    except OSError:
+        return None  # a file removed meanwhile: no answer rather than a failed start
 
 
 @contextlib.contextmanager

@@ -33,8 +33,10 @@ from scheduler.config.reload import (
     persistence_notes,
 )
 from scheduler.engine.loop import Engine
+from scheduler.engine.recovery import downtime
 from scheduler.events import Hub
 from scheduler.jobspec import JobSpec, Style, parse_job_input
+from scheduler.maintenance import Maintenance
 from scheduler.model import FINISHED, Source
 from scheduler.runtime.registry import TaskRegistry
 from scheduler.service import JobService
@@ -140,6 +142,9 @@ class Scheduler:
 
             self.cluster = build(self)
             self.engine, self.service = self.cluster.engine, self.cluster.service
+        #: The maintenance windows in force (``[[maintenance]]``), replaced on reload.
+        self.maintenance = Maintenance(self.config.maintenance)
+        self.engine.set_maintenance(self.maintenance)
         self.defaults = job_defaults(self.config)
         self._spec_cache: dict[tuple[str, str], JobSpec] = {}
         self._main: asyncio.Task[None] | None = None
@@ -396,6 +401,8 @@ class Scheduler:
 
     async def _recover(self) -> None:
         state = await self._persistence().open()
+        # Explain tells runs missed while no process ran on this state (engine.recovery).
+        self.service.downtime = downtime(state.last_recorded, state.last_written, self.clock.time())
         self.service.ids.observe(max(state.next_id, max(self.store.jobs, default=0)))
         requeued = await self.engine.recover_interrupted()
         log.info(
@@ -427,11 +434,12 @@ class Scheduler:
         Applied: tasks (a changed task gets a new executor; a run in flight keeps the one it
         started with), job defaults, ``max_concurrency`` (workers are added, or retire when
         idle), per-task limits, ``scan_interval`` (from the next scan), retention, history, the
-        snapshot interval and the static jobs (:meth:`sync_static_jobs`: a changed schedule
-        counts from now). Not applied, because the open journal depends on them: the
-        persistence dir, fsync mode, batch interval and on/off switch; they keep their running
-        values and each change is one returned note. Jobs created over the API are never
-        touched; a removed task that such jobs still name is logged, as they will fail.
+        snapshot interval, the maintenance windows and the static jobs
+        (:meth:`sync_static_jobs`: a changed schedule counts from now). Not applied, because
+        the open journal depends on them: the persistence dir, fsync mode, batch interval and
+        on/off switch; they keep their running values and each change is one returned note.
+        Jobs created over the API are never touched; a removed task that such jobs still name
+        is logged, as they will fail.
         """
         old = self.config
         notes = persistence_notes(old, new) + cluster_notes(old, new)
@@ -442,6 +450,9 @@ class Scheduler:
         self.defaults = job_defaults(new)
         self._spec_cache.clear()
         self._apply_limits(new)
+        if new.maintenance != old.maintenance:  # a window removed or shortened frees its jobs
+            self.maintenance = Maintenance(new.maintenance)
+            self.engine.set_maintenance(self.maintenance)
         await self._install_static_jobs()
         return notes
 

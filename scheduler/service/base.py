@@ -16,6 +16,10 @@ from msgspec.structs import replace
 from scheduler import ids
 from scheduler.clock import Clock
 from scheduler.engine.cache import TriggerCache
+from scheduler.engine.explain import Explanation, explain
+from scheduler.engine.explain_facts import gather
+from scheduler.engine.queue import Standing
+from scheduler.engine.recovery import Downtime
 from scheduler.errors import (
     InvalidSchedule,
     InvalidState,
@@ -26,6 +30,7 @@ from scheduler.errors import (
 )
 from scheduler.events import Hub
 from scheduler.jobspec import JobSpec
+from scheduler.maintenance import Maintenance
 from scheduler.model import FINISHED, Job, JobStatus, JobType, Run, Source
 from scheduler.schedules import load_zone
 from scheduler.store import Store
@@ -75,6 +80,10 @@ class BaseService:
         self.ids = ids.IdGenerator()
         for job_id in store.jobs:
             self.ids.observe(job_id)
+        #: The span before this start in which no process ran on the state (set by the
+        #: start's recovery; None for a new state). Explain says "the daemon was down" when
+        #: missed runs fall in it.
+        self.downtime: Downtime | None = None
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -148,6 +157,32 @@ class BaseService:
                 await asyncio.sleep(0)
             t = timeline.next_after(t)
         return out
+
+    async def explain(self, job_id: str, *, windows: Maintenance | None = None) -> Explanation:
+        """Why the job has not run, or will run late (``GET /api/jobs/{id}/explain``): the
+        facts the store, the engine and ``windows`` (the maintenance windows) hold, turned into
+        reasons by :func:`scheduler.engine.explain.explain`."""
+        job = await self.fetch(job_id)
+        facts = gather(
+            job,
+            self.clock.time(),
+            runs=self.runs(job),
+            scheduler_paused=self.store.paused,
+            windows=windows,
+            standing=self.standing(job),
+            downtime=self.downtime,
+            tracks_downtime=self.tracks_downtime,
+        )
+        return explain(facts)
+
+    #: Whether :attr:`downtime` is kept (a single box's recovery keeps it; a cluster has no
+    #: one process whose downtime would say that a run was missed).
+    tracks_downtime = False
+
+    def standing(self, job: Job) -> Standing | None:  # noqa: ARG002 - the single box's is used
+        """Where the job's queued run waits, when this process queues runs (the single box);
+        a cluster node claims runs from the database, where no queue order is kept."""
+        return None
 
     def next_record(self, job_id: int) -> asyncio.Future[Run]:
         """The next run recorded for the job: one that finished, or one recorded as not run

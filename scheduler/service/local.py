@@ -12,6 +12,7 @@ from scheduler import ids
 from scheduler.clock import Clock
 from scheduler.engine.loop import Engine
 from scheduler.engine.outcomes import SUPERSEDED
+from scheduler.engine.queue import Standing
 from scheduler.errors import (
     InvalidInput,
     InvalidState,
@@ -37,6 +38,12 @@ class JobService(BaseService):
     ) -> None:
         super().__init__(store, engine, clock, hub=hub, known_task=known_task)
         self.engine: Engine = engine
+
+    tracks_downtime = True
+
+    def standing(self, job: Job) -> Standing | None:
+        """Where the job's queued run waits in this process's ready queue."""
+        return self.engine.queue.standing(job.id, job.task)
 
     async def sync_static(self, wanted: Mapping[str, tuple[JobSpec, Source]]) -> None:
         """Make the stored static jobs match ``wanted`` (see :meth:`static_plan`)."""
@@ -158,6 +165,7 @@ class JobService(BaseService):
         job = self.get(job_id)
         if job.status in FINISHED or job.status is JobStatus.PAUSED:
             raise InvalidState(f"job {job_id} is {job.status}; it cannot run now", field="status")
+        self.engine.refuse_in_maintenance(job)  # before cancel_other stops anything
         overlap = job.policy.overlap
         if force or not self.engine.busy(job.id) or overlap is Overlap.ALLOW:
             return self.engine.run_now(job)
@@ -175,7 +183,12 @@ class JobService(BaseService):
         )
 
     async def pause(
-        self, job_id: str, *, until: float | None = None, reason: str | None = None
+        self,
+        job_id: str,
+        *,
+        until: float | None = None,
+        reason: str | None = None,
+        by: str | None = None,
     ) -> Job:
         """Pause a pending, running or already paused job, until ``until`` when given.
 
@@ -189,7 +202,13 @@ class JobService(BaseService):
         if until is not None and until <= self.clock.time():
             raise InvalidInput("until: expected an instant in the future", field="until")
         job = self.store.put(
-            replace(job, status=JobStatus.PAUSED, paused_until=until, pause_reason=reason)
+            replace(
+                job,
+                status=JobStatus.PAUSED,
+                paused_until=until,
+                pause_reason=reason,
+                paused_by=by,
+            )
         )
         self.engine.drop_queued(job, keep_manual=False)  # a paused job runs nothing
         await self.store.commit()

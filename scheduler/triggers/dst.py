@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from scheduler.model import DstFold, DstGap, DstPolicy
@@ -30,6 +30,7 @@ __all__ = [
     "resolve_local",
     "resolve_stamped",
     "utc_wall",
+    "wall_spot",
     "with_override",
 ]
 
@@ -131,6 +132,17 @@ def resolve_stamped(
         return ((stamp, datetime.fromtimestamp(stamp, tz)),)
     stamp = _transition(wall, tz, early_offset, late_offset)
     return ((stamp, datetime.fromtimestamp(stamp, tz)),)
+
+
+def wall_spot(wall: datetime, tz: ZoneInfo) -> Literal["gap", "fold"] | None:
+    """Where the naive wall time ``wall`` stands in ``tz``: ``"gap"`` when it never occurs
+    (spring forward), ``"fold"`` when it occurs twice (fall back), None when it occurs once:
+    the cases :func:`resolve_local` tells apart, as a question (explain asks it of a run)."""
+    early_offset = _offset(tz, wall)
+    late_offset = _offset(tz, _with_fold(wall, 1))
+    if early_offset == late_offset:
+        return None
+    return "fold" if early_offset > late_offset else "gap"
 
 
 def _with_fold(wall: datetime, fold: int, tz: ZoneInfo | None = None) -> datetime:

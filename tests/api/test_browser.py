@@ -10,24 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from tests import ROOT
+from tests.browser import PageErrors, chromium, scripts_page
 from tests.daemon_proc import DaemonProcess, Daemons
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = ROOT / "test-artifacts"
 TASKS = """
 [tasks.quick]
@@ -41,34 +31,15 @@ argv = ["false"]
 LIVE = 5000  # ms: far below the 30 s poll, so passing means the event stream delivered it
 
 
-HAVE_CHROMIUM = CHROMIUM.exists()
-
-
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    assert HAVE_CHROMIUM, "install Chromium: apt-get install -y chromium"
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    async with chromium() as browser:
         yield browser
-        await browser.close()
 
 
 @pytest.fixture
 async def daemon(tmp_path: Path, daemons: Daemons) -> DaemonProcess:
     return await daemons.start(DaemonProcess(tmp_path, TASKS))
-
-
-class PageErrors:
-    """Script errors and console errors of a page: a test fails on any it did not expect."""
-
-    def __init__(self, page: Page) -> None:
-        self.errors: list[str] = []
-        page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
-        page.on("console", self._console)
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.errors.append(f"console: {message.text}")
 
 
 async def open_dashboard(browser: Browser, daemon: DaemonProcess, **context: Any) -> Page:
@@ -250,12 +221,10 @@ WORDS = [
     ({"at": "2026-12-24T09:00"}, "once, at 2026-12-24T09:00"),
     ({}, "once, as soon as possible"),
 ]
-STATIC = ROOT / "scheduler" / "api" / "static"
 
 
 async def test_schedules_read_as_words_and_times_keep_their_offset(browser: Browser) -> None:
-    page = await browser.new_page()
-    await page.add_script_tag(content=(STATIC / "app.js").read_text())
+    page = await scripts_page(browser, "en")
     for schedule, words in WORDS:
         got = await page.evaluate("(s) => scheduleWords({schedule: s})", schedule)
         assert got == words, schedule

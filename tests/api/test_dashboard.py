@@ -20,24 +20,10 @@ from scheduler.runtime.library import Scheduler
 from tests import ROOT
 from tests.api.harness import app_for
 from tests.fakes import FakeClock, RecordingExecutor
+from tests.homepage import CONTRACT, js_date, lookup, relative_date, render
 
 README = ROOT / "README.md"
 STATIC = Path(dashboard.__file__).parent / "static"
-
-#: The status card contract (SPEC.md): every path a widget may read, and its JSON types.
-CONTRACT: dict[str, tuple[type, ...]] = {
-    "isRunning": (bool,),
-    "totalJobs": (int,),
-    "pendingJobs": (int,),
-    "runningJobs": (int,),
-    "completedJobs": (int,),
-    "failedJobs": (int,),
-    "nextJob": (dict, type(None)),
-    "nextJob.id": (str,),
-    "nextJob.workflowName": (str,),
-    "nextJob.scheduledTime": (str,),
-    "nextJob.type": (str,),
-}
 
 
 @pytest.fixture
@@ -205,13 +191,6 @@ def glance_reads() -> list[tuple[str, str]]:
     )
 
 
-def lookup(doc: dict[str, Any], path: str) -> Any:
-    value: Any = doc
-    for key in path.split("."):
-        value = None if value is None else value[key]
-    return value
-
-
 async def status_documents(sched: Scheduler, aiohttp_client: AiohttpClient) -> list[dict[str, Any]]:
     """The document with nothing scheduled, then with a job due."""
     client = await aiohttp_client(app_for(sched))
@@ -237,6 +216,10 @@ def test_the_snippets_are_configured_as_documented() -> None:
     assert listing["display"] == "list"
     [next_job] = [m for m in listing["mappings"] if m["field"].startswith("nextJob.")]
     assert {"value": None, "to": "none"} in next_job["remap"]
+    when = next_job["additionalField"]
+    assert (when["field"], when["format"]) == ("nextJob.scheduledTime", "relativeDate")
+    assert when.get("style", "long") in ("long", "short", "narrow")  # Intl.RelativeTimeFormat's
+    assert when.get("numeric", "always") in ("always", "auto")
     glance = glance_widget()
     assert glance["type"] == "custom-api"
     assert glance["cache"] == "30s"
@@ -288,6 +271,39 @@ async def test_every_field_the_snippets_read_is_in_the_contract_with_their_type(
     kuma = kuma_monitor()
     for doc in docs:
         assert str(lookup(doc, kuma["jsonPath"])).lower() == kuma["expectedValue"]
+
+
+async def test_gethomepage_shows_the_next_jobs_time_relative_and_none_without_one(
+    sched: Scheduler, aiohttp_client: AiohttpClient
+) -> None:
+    empty, busy = await status_documents(sched, aiohttp_client)  # busy: a job due in 1 hour
+    now = sched.clock.time()
+    _, listing = homepage_widgets()
+    [next_job] = [m for m in listing["mappings"] if m["field"] == "nextJob.workflowName"]
+    when = next_job["additionalField"]
+    assert js_date(busy["nextJob"]["scheduledTime"]) == (now + 3600) * 1000
+    assert render(next_job, busy, now) == "nightly"
+    assert render(when, busy, now) == "in 1 hour"
+    assert render(next_job, empty, now) == "none"
+    assert render(when, empty, now) == ""
+
+
+@pytest.mark.parametrize(
+    ("seconds", "numeric", "shown"),
+    [
+        (3600, "always", "in 1 hour"),
+        (-90, "always", "2 minutes ago"),  # gethomepage floors: -1.5 minutes is -2
+        (86400 + 60, "auto", "tomorrow"),
+        (86400 + 60, "always", "in 1 day"),
+        (0, "auto", "now"),
+        (30 * 86400, "always", "in 1 month"),
+    ],
+)
+def test_the_relative_date_model_matches_what_gethomepage_prints(
+    seconds: int, numeric: str, shown: str
+) -> None:
+    now = 1_795_392_000.0
+    assert relative_date((now + seconds) * 1000, now, numeric) == shown
 
 
 def test_glance_guards_the_next_job_before_reading_it() -> None:

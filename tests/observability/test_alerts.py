@@ -15,7 +15,8 @@ from pytest_aiohttp import AiohttpServer
 
 from scheduler.config import AlertsConfig, Config, SchedulerConfig
 from scheduler.model import JobStatus
-from scheduler.observability.alerts import MIN_RUNS, Alerter, RunWindow, Threshold
+from scheduler.observability.alerts import MIN_RUNS, Alerter
+from scheduler.observability.thresholds import RunWindow, Threshold
 from scheduler.runtime.library import Scheduler
 from tests.fakes import FakeClock, RecordingExecutor, fail, ok
 from tests.observability import harness

@@ -193,7 +193,8 @@ async def test_each_app_has_its_own_registry_and_detaches_on_cleanup(
     before = len(hub._callbacks.get(RunRecorded, []))
     first = await aiohttp_client(app_for(rig.sched))
     second = await aiohttp_client(app_for(rig.sched))
-    assert len(hub._callbacks[RunRecorded]) == before + 2
+    per_app = 2  # each app's metrics and its run statistics (GET /api/stats) listen
+    assert len(hub._callbacks[RunRecorded]) == before + 2 * per_app
     assert (await first.get("/metrics")).status == 200
     assert (await second.get("/metrics")).status == 200
     await first.close()

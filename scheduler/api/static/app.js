@@ -1,4 +1,5 @@
-// The scheduler's dashboard: plain JavaScript, no build step, no third-party code.
+// The scheduler's dashboard: plain JavaScript, no build step. The charts (charts.js) are drawn
+// by uPlot, shipped in static/vendor/ (no CDN: the page works offline).
 //
 // Data comes from the daemon's own API (paths are relative, so the page also works behind a
 // reverse proxy under a sub-path). Live updates come from /api/events, read with fetch()
@@ -12,6 +13,8 @@ const RELATIVE_MS = 15000;
 const PAGE_SIZE = 100;
 const TOKEN_KEY = "scheduler.apiToken";
 const FINISHED = new Set(["completed", "failed", "cancelled"]);
+const CHARTS_MS = 60000; // the charts are asked for again at least this often
+const CHARTS_AFTER_EVENT_MS = 15000; // and after events, at most this often
 
 const state = {
   page: 1,
@@ -77,14 +80,24 @@ function say(message, kind) {
 // --- time --------------------------------------------------------------------------------
 
 const ISO = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(?::(\d{2}))?(?:\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
-const rtf = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
 
-// The API renders instants in the job's own zone with its offset; show them as they are.
+// The API renders instants in the job's own zone with its offset; show that wall time, written
+// the language's way by Intl, with the offset after it ("2026-11-24 05:00 +09:00" in English,
+// "2026. 11. 24. 05:00 +09:00" in Korean). The wall time is formatted as if in UTC, so the
+// browser's own zone never shifts it.
 function localText(iso) {
   const m = ISO.exec(iso || "");
-  if (!m) return iso || "–";
-  const offset = m[4] === "Z" ? "+00:00" : m[4];
-  return `${m[1]} ${m[2]}${m[3] && m[3] !== "00" ? ":" + m[3] : ""} ${offset}`;
+  if (!m) return iso || t("common.none");
+  const [year, month, day] = m[1].split("-").map(Number);
+  const [hour, minute] = m[2].split(":").map(Number);
+  const second = m[3] ? Number(m[3]) : 0;
+  const options = {
+    year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+    second: second ? "2-digit" : undefined, hourCycle: "h23", timeZone: "UTC",
+  };
+  const wall = new Intl.DateTimeFormat(t("meta.dateLocale"), options)
+    .format(Date.UTC(year, month - 1, day, hour, minute, second));
+  return `${wall} ${m[4] === "Z" ? "+00:00" : m[4]}`;
 }
 
 function relative(iso) {
@@ -93,186 +106,36 @@ function relative(iso) {
   const seconds = Math.round((when - Date.now()) / 1000);
   const abs = Math.abs(seconds);
   // Units switch before they would round up to the next one ("in 1 hour", not "in 60 minutes").
-  if (abs < 45) return seconds > 5 ? "in a few seconds" : "just now";
+  if (abs < 45) return seconds > 5 ? t("time.inSeconds") : t("time.justNow");
+  const rtf = new Intl.RelativeTimeFormat(i18n.locale, { numeric: "auto" });
   if (abs < 45 * 60) return rtf.format(Math.round(seconds / 60), "minute");
   if (abs < 22 * 3600) return rtf.format(Math.round(seconds / 3600), "hour");
   return rtf.format(Math.round(seconds / 86400), "day");
 }
 
+// The browser's clock time with its offset ("13:05:09 +09:00"), as the API writes zones.
+function clockText(date) {
+  const minutes = -date.getTimezoneOffset();
+  const sign = minutes < 0 ? "-" : "+";
+  const abs = Math.abs(minutes);
+  const time = `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+  return `${time} ${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
+}
+
 function timeEl(iso, withRelative = true) {
-  if (!iso) return h("span", { class: "muted", text: "–" });
+  if (!iso) return h("span", { class: "muted", text: t("common.none") });
   const el = h("time", { datetime: iso, title: iso });
   el.append(localText(iso));
-  if (withRelative) el.append(" ", h("span", { class: "rel", "data-at": iso, text: `(${relative(iso)})` }));
+  if (withRelative) el.append(" ", h("span", { class: "rel", "data-at": iso, text: t("time.relative", { when: relative(iso) }) }));
   return el;
 }
 
 function refreshRelativeTimes() {
   for (const el of document.querySelectorAll(".rel[data-at]")) {
-    el.textContent = `(${relative(el.dataset.at)})`;
+    el.textContent = t("time.relative", { when: relative(el.dataset.at) });
   }
   const next = $("next-job").querySelector("[data-at]");
   if (next) next.textContent = relative(next.dataset.at);
-}
-
-// --- schedules in words ------------------------------------------------------------------
-
-const DAY_NAMES = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
-const DAY_ABBR = { SUN: 0, MON: 1, TUE: 2, WED: 3, THU: 4, FRI: 5, SAT: 6 };
-const RRULE_DAYS = { SU: 0, MO: 1, TU: 2, WE: 3, TH: 4, FR: 5, SA: 6 };
-const WEEKDAYS = { sun: 0, mon: 1, tue: 2, wed: 3, thu: 4, fri: 5, sat: 6 };
-const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
-  "September", "October", "November", "December"];
-
-const pad = (n) => String(n).padStart(2, "0");
-
-function listWords(items) {
-  if (items.length <= 1) return items.join("");
-  return `${items.slice(0, -1).join(", ")} and ${items[items.length - 1]}`;
-}
-
-function ordinal(n) {
-  if (n < 0) return n === -1 ? "last" : `${ordinal(-n)} from last`;
-  const rest = n % 100;
-  const suffix = rest >= 11 && rest <= 13 ? "th" : ({ 1: "st", 2: "nd", 3: "rd" }[n % 10] || "th");
-  return `${n}${suffix}`;
-}
-
-function cronDay(token) {
-  const upper = token.toUpperCase();
-  if (upper in DAY_ABBR) return DAY_ABBR[upper];
-  const n = Number(token);
-  return Number.isInteger(n) && n >= 0 && n <= 7 ? n % 7 : null;
-}
-
-function cronDays(field) {
-  const parts = [];
-  for (const piece of field.split(",")) {
-    const range = piece.split("-");
-    const from = cronDay(range[0]);
-    const to = range.length === 2 ? cronDay(range[1]) : from;
-    if (from === null || to === null || range.length > 2) return null;
-    parts.push(from === to ? DAY_NAMES[from] : `${DAY_NAMES[from]} to ${DAY_NAMES[to]}`);
-  }
-  return listWords(parts);
-}
-
-const CRON_MACROS = {
-  "@yearly": "every year on 1 January at 00:00",
-  "@annually": "every year on 1 January at 00:00",
-  "@monthly": "on the 1st of every month at 00:00",
-  "@weekly": "every Sunday at 00:00",
-  "@daily": "every day at 00:00",
-  "@midnight": "every day at 00:00",
-  "@hourly": "every hour, on the hour",
-};
-
-function cronWords(expr) {
-  const text = expr.trim();
-  if (CRON_MACROS[text.toLowerCase()]) return CRON_MACROS[text.toLowerCase()];
-  const f = text.split(/\s+/);
-  if (f.length !== 5) return null;
-  const [min, hour, dom, mon, dow] = f;
-  const num = (s) => /^\d+$/.test(s);
-  let time;
-  if (num(min) && num(hour)) time = `at ${pad(hour)}:${pad(min)}`;
-  else if (num(min) && hour === "*") time = min === "0" ? "every hour, on the hour" : `every hour at :${pad(min)}`;
-  else if (min === "*" && hour === "*") time = "every minute";
-  else if (/^\*\/\d+$/.test(min) && hour === "*") time = `every ${min.slice(2)} minutes`;
-  else if (num(min) && /^\*\/\d+$/.test(hour)) time = `every ${hour.slice(2)} hours at :${pad(min)}`;
-  else if (num(min) && /^[\d,-]+$/.test(hour)) time = `at :${pad(min)} past hours ${hour}`;
-  else return null;
-  let days = "";
-  if (dow !== "*") {
-    const names = cronDays(dow);
-    if (names === null) return null;
-    days = `on ${names}`;
-  }
-  if (dom !== "*") {
-    if (!/^[\d,]+$/.test(dom)) return null;
-    const list = listWords(dom.split(",").map((d) => ordinal(Number(d))));
-    days = days ? `${days} or on the ${list}` : `on the ${list}`;
-  }
-  if (mon !== "*") {
-    if (!/^\d+$/.test(mon) || Number(mon) < 1 || Number(mon) > 12) return null;
-    days = `${days || "every day"} in ${MONTHS[Number(mon) - 1]}`;
-  }
-  if (!days) return time.startsWith("every") ? time : `every day ${time}`;
-  return `${days}, ${time}`;
-}
-
-function clockOf(hours, minutes) {
-  if (!hours.length) return "";
-  const mins = minutes.length ? minutes : [0];
-  const times = [];
-  for (const hh of hours) for (const mm of mins) times.push(`${pad(hh)}:${pad(mm)}`);
-  return ` at ${listWords(times)}`;
-}
-
-const RRULE_UNITS = { YEARLY: "year", MONTHLY: "month", WEEKLY: "week", DAILY: "day", HOURLY: "hour", MINUTELY: "minute", SECONDLY: "second" };
-
-function rruleWords(text) {
-  const line = text.split(/\r?\n/).find((l) => /FREQ=/i.test(l));
-  if (!line) return null;
-  const parts = {};
-  for (const pair of line.replace(/^RRULE:/i, "").split(";")) {
-    const [key, value] = pair.split("=");
-    if (key && value !== undefined) parts[key.toUpperCase()] = value;
-  }
-  const unit = RRULE_UNITS[(parts.FREQ || "").toUpperCase()];
-  if (!unit) return null;
-  const interval = Number(parts.INTERVAL || 1);
-  let words = interval > 1 ? `every ${interval} ${unit}s` : `every ${unit}`;
-  if (parts.BYDAY) {
-    const days = parts.BYDAY.split(",").map((d) => {
-      const m = /^([+-]?\d+)?(SU|MO|TU|WE|TH|FR|SA)$/i.exec(d);
-      if (!m) return d;
-      const name = DAY_NAMES[RRULE_DAYS[m[2].toUpperCase()]];
-      return m[1] ? `${ordinal(Number(m[1]))} ${name}` : name;
-    });
-    words += ` on ${listWords(days)}`;
-  }
-  if (parts.BYMONTHDAY) words += ` on the ${listWords(parts.BYMONTHDAY.split(",").map((d) => ordinal(Number(d))))}`;
-  if (parts.BYMONTH) words += ` in ${listWords(parts.BYMONTH.split(",").map((m) => MONTHS[Number(m) - 1] || m))}`;
-  const hours = parts.BYHOUR ? parts.BYHOUR.split(",").map(Number) : [];
-  const minutes = parts.BYMINUTE ? parts.BYMINUTE.split(",").map(Number) : [];
-  words += clockOf(hours, minutes);
-  if (parts.COUNT) words += `, ${parts.COUNT} times`;
-  if (parts.UNTIL) words += `, until ${parts.UNTIL}`;
-  return words;
-}
-
-function repeatWords(r) {
-  const interval = r.interval || 1;
-  const unit = { daily: "day", weekly: "week", monthly: "month" }[r.freq] || r.freq;
-  let words = interval > 1 ? `every ${interval} ${unit}s` : `every ${unit}`;
-  if (r.weekdays && r.weekdays.length) {
-    words += ` on ${listWords(r.weekdays.map((d) => DAY_NAMES[WEEKDAYS[String(d).toLowerCase()]] || d))}`;
-  }
-  if (r.monthDays && r.monthDays.length) {
-    words += ` on the ${listWords(r.monthDays.map((d) => (d === -1 ? "last day" : ordinal(d))))}`;
-  }
-  words += ` at ${r.time || "00:00"}`;
-  if (r.count) words += `, ${r.count} times`;
-  if (r.until) words += `, until ${r.until}`;
-  return words;
-}
-
-// One sentence for a schedule, in the job's own zone (the raw rule is shown beside it).
-function scheduleWords(job) {
-  const s = job.schedule || {};
-  if (s.cron) return cronWords(s.cron) || `cron rule ${s.cron}`;
-  if (s.rrule) return rruleWords(s.rrule) || "an RFC 5545 rule";
-  if (s.repeat) return repeatWords(s.repeat);
-  if (s.every) {
-    let words = `every ${s.every}`;
-    if (s.start) words += `, from ${s.start}`;
-    if (s.end) words += `, until ${s.end}`;
-    return words;
-  }
-  if (s.at) return `once, at ${s.at}`;
-  if (s.delay) return `once, ${s.delay} after it was created`;
-  return "once, as soon as possible";
 }
 
 function scheduleRule(job) {
@@ -307,12 +170,12 @@ async function api(method, path, { retry = true } = {}) {
       credentials: "same-origin",
     });
   } catch (err) {
-    throw new ApiError(0, "the scheduler did not answer");
+    throw new ApiError(0, t("api.noAnswer"));
   }
   if (resp.status === 401) {
     sessionStorage.removeItem(TOKEN_KEY);
     if (retry && (await askForToken())) return api(method, path, { retry: false });
-    throw new ApiError(401, "this needs the API token");
+    throw new ApiError(401, t("api.needsToken"));
   }
   if (resp.status === 204) return null;
   let body = null;
@@ -322,7 +185,7 @@ async function api(method, path, { retry = true } = {}) {
     body = null;
   }
   if (!resp.ok) {
-    const message = body && body.error && body.error.message ? body.error.message : `HTTP ${resp.status}`;
+    const message = body && body.error && body.error.message ? body.error.message : t("api.http", { status: String(resp.status) });
     throw new ApiError(resp.status, message);
   }
   return body;
@@ -360,17 +223,13 @@ function askForToken(force = false) {
 // --- the status card ---------------------------------------------------------------------
 
 function cardState(status) {
-  if (!status) return ["down", "✕", "Unreachable: the scheduler did not answer"];
-  if (status.state === "paused") return ["warn", "⏸", "Paused: jobs are accepted but not started"];
+  if (!status) return ["down", "✕", t("card.unreachable")];
+  if (status.state === "paused") return ["warn", "⏸", t("card.paused")];
   if (!status.isRunning) {
-    const phase = status.state === "starting" ? "Starting" : "Stopped";
-    return ["down", "✕", `${phase}: jobs are not being started`];
+    return ["down", "✕", status.state === "starting" ? t("card.starting") : t("card.stopped")];
   }
-  if (status.failedJobs > 0) {
-    const n = status.failedJobs;
-    return ["warn", "⚠", `Running, with ${n} failed job${n === 1 ? "" : "s"}`];
-  }
-  return ["ok", "✓", "Running"];
+  if (status.failedJobs > 0) return ["warn", "⚠", t("card.runningWithFailed", { count: status.failedJobs })];
+  return ["ok", "✓", t("card.running")];
 }
 
 function renderCard(status) {
@@ -381,24 +240,24 @@ function renderCard(status) {
   $("state-icon").textContent = icon;
   $("state-text").textContent = text;
   if (status) {
-    $("count-total").textContent = status.totalJobs;
-    $("count-pending").textContent = status.pendingJobs;
-    $("count-running").textContent = status.runningJobs;
-    $("count-completed").textContent = status.completedJobs;
-    $("count-failed").textContent = status.failedJobs;
+    $("count-total").textContent = formatNumber(status.totalJobs);
+    $("count-pending").textContent = formatNumber(status.pendingJobs);
+    $("count-running").textContent = formatNumber(status.runningJobs);
+    $("count-completed").textContent = formatNumber(status.completedJobs);
+    $("count-failed").textContent = formatNumber(status.failedJobs);
     const next = $("next-job");
     next.replaceChildren();
     const job = status.nextJob;
     if (!job) {
-      next.textContent = "none";
+      next.textContent = t("card.noNextJob");
     } else {
       next.append(h("strong", { text: job.workflowName }), " ",
         h("span", { class: "rel-next", "data-at": job.scheduledTime, text: relative(job.scheduledTime) }),
-        " ", h("time", { class: "muted", datetime: job.scheduledTime, text: `(${localText(job.scheduledTime)})` }));
+        " ", h("time", { class: "muted", datetime: job.scheduledTime, text: t("time.relative", { when: localText(job.scheduledTime) }) }));
     }
-    $("card-updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
+    $("card-updated").textContent = t("card.updated", { clock: clockText(new Date()) });
   } else {
-    $("card-updated").textContent = "Showing the last numbers received; retrying every 30 s.";
+    $("card-updated").textContent = t("card.stale");
   }
 }
 
@@ -435,8 +294,8 @@ async function refreshJobs() {
   try {
     body = await api("GET", `api/jobs?${query}`);
   } catch (err) {
-    if (err.status === 401) say("The job list needs the API token.", "warn");
-    else say(`Could not load the jobs: ${err.message}. Retrying every 30 s.`, "error");
+    if (err.status === 401) say(t("jobs.needsToken"), "warn");
+    else say(t("jobs.loadFailed", { message: err.message }), "error");
     showTokenButton(err.status === 401);
     return;
   }
@@ -460,13 +319,13 @@ function showTokenButton(show) {
     return;
   }
   if (button) return;
-  button = h("button", { type: "button", id: "token-button", text: "Enter the API token",
+  button = h("button", { type: "button", id: "token-button", text: t("token.enter"),
     onclick: async () => { if (await askForToken(true)) refreshAll(); } });
   $("notice").after(button);
 }
 
 function statusBadge(status) {
-  return h("span", { class: `badge status-${status}`, text: status });
+  return h("span", { class: `badge status-${status}`, text: STATUS_WORDS[status] ? STATUS_WORDS[status]() : status });
 }
 
 function renderJobs() {
@@ -479,17 +338,16 @@ function renderRows() {
   const shown = state.jobs.filter((job) => matchesSearch(job, f.search));
   rows.replaceChildren();
   if (!shown.length) {
-    const text = state.total === 0 && !f.status && !f.type
-      ? "No jobs yet. Jobs created over the API, in config.toml or in code appear here."
-      : "No jobs match these filters.";
+    const text = state.total === 0 && !f.status && !f.type ? t("jobs.none") : t("jobs.noMatch");
     rows.append(h("tr", { class: "empty" }, h("td", { colspan: 7, text })));
   }
   for (const job of shown) rows.append(...jobRows(job));
   const first = state.total ? (state.page - 1) * PAGE_SIZE + 1 : 0;
   const last = Math.min(state.total, state.page * PAGE_SIZE);
-  const searchNote = f.search ? `, ${shown.length} matching the search on this page` : "";
-  $("page-info").textContent = `Jobs ${first}–${last} of ${state.total}${searchNote}`;
-  $("job-caption").textContent = `Jobs ${first} to ${last} of ${state.total}`;
+  const range = { first, last, total: state.total };
+  const searchNote = f.search ? t("jobs.searchNote", { count: shown.length }) : "";
+  $("page-info").textContent = t("jobs.pageInfo", { ...range, searchNote });
+  $("job-caption").textContent = t("jobs.caption", range);
   $("page-prev").disabled = state.page <= 1;
   $("page-next").disabled = last >= state.total;
 }
@@ -499,29 +357,60 @@ function jobRows(job) {
   const detailsId = `details-${job.id}`;
   const toggle = h("button", {
     type: "button", class: "toggle", "aria-expanded": open ? "true" : "false",
-    "aria-controls": detailsId, text: open ? "Hide" : "Details", "data-focus-key": `toggle:${job.id}`,
-    "aria-label": `${open ? "Hide" : "Show"} details of ${job.workflowName}`,
+    "aria-controls": detailsId, text: open ? t("jobs.hide") : t("jobs.details"), "data-focus-key": `toggle:${job.id}`,
+    "aria-label": open ? t("jobs.hideDetailsOf", { name: job.workflowName }) : t("jobs.showDetailsOf", { name: job.workflowName }),
     onclick: () => toggleDetails(job.id),
   });
   const row = h("tr", { class: "job", "data-job-id": job.id },
-    h("th", { scope: "row", "data-label": "Workflow" },
-      h("span", { class: "name", text: job.workflowName }),
-      h("span", { class: "id", text: job.id })),
-    h("td", { "data-label": "Type", text: job.type }),
-    h("td", { "data-label": "Status" }, statusBadge(job.status)),
-    h("td", { "data-label": "Next run" }, timeEl(job.scheduledTime)),
-    h("td", { "data-label": "Last run" }, timeEl(job.executedAt)),
-    h("td", { class: "num", "data-label": "Runs", text: job.runs }),
+    h("th", { scope: "row", "data-label": t("jobs.workflow") },
+      h("div", { class: "who" },
+        h("span", { class: "name", title: job.workflowName, text: job.workflowName }),
+        h("span", { class: "id", title: job.id, text: job.id }))),
+    h("td", { "data-label": t("jobs.type"), text: TYPE_WORDS[job.type] ? TYPE_WORDS[job.type]() : job.type }),
+    h("td", { "data-label": t("jobs.status") }, statusBadge(job.status),
+      h("div", { class: "progress-holder" }, progressEl(job))),
+    h("td", { "data-label": t("jobs.nextRun") }, timeEl(job.scheduledTime)),
+    h("td", { "data-label": t("jobs.lastRun") }, timeEl(job.executedAt)),
+    h("td", { class: "num", "data-label": t("jobs.runs"), text: formatNumber(job.runs) }),
     h("td", { class: "actions" }, toggle));
   const details = h("tr", { class: "details", id: detailsId, hidden: !open },
     h("td", { colspan: 7 }, open ? detailBody(job.id) : null));
   return [row, details];
 }
 
+// A running job's reported progress: a native <progress> (its value is read out) and the
+// percent with the task's message, kept to one line (the whole message is its title).
+function progressEl(job) {
+  const p = job.progress;
+  if (!p || typeof p.percent !== "number") return null;
+  const percent = Math.round(p.percent);
+  const text = p.message ? t("progress.withMessage", { percent, message: p.message })
+    : t("progress.percent", { percent });
+  return h("div", { class: "progress" },
+    h("progress", { max: 100, value: p.percent, "aria-label": t("progress.of", { name: job.workflowName }) }),
+    h("span", { class: "progress-text", title: text, text }));
+}
+
+// A job-progress event: that job's bar changes in place, nothing else is fetched.
+function showProgress(data) {
+  let event;
+  try {
+    event = JSON.parse(data);
+  } catch (err) {
+    return;
+  }
+  const job = state.jobs.find((j) => j.id === event.jobId);
+  if (!job) return;
+  job.progress = { percent: event.percent, message: event.message };
+  const row = document.querySelector(`tr.job[data-job-id="${CSS.escape(job.id)}"]`);
+  const holder = row && row.querySelector(".progress-holder");
+  if (holder) holder.replaceChildren(...[progressEl(job)].filter(Boolean));
+}
+
 function detailBody(id) {
   let body = state.detailBodies.get(id);
   if (!body) {
-    body = h("div", { class: "details-body" }, "Loading…");
+    body = h("div", { class: "details-body" }, t("details.loading"));
     state.detailBodies.set(id, body);
   }
   return body;
@@ -546,94 +435,177 @@ async function loadDetails(id) {
   if (!holder || !job) return;
   let runs = [];
   let next = [];
+  let why = null;
   const problems = [];
   await Promise.all([
+    // A daemon without the explain route answers 404: the panel goes without it.
+    api("GET", `api/jobs/${encodeURIComponent(id)}/explain`)
+      .then((b) => { why = b; })
+      .catch((err) => { if (err.status !== 404) problems.push(t("details.problemWhy", { message: err.message })); }),
     api("GET", `api/jobs/${encodeURIComponent(id)}/runs`)
       .then((b) => { runs = (b && b.items) || []; })
-      .catch((err) => problems.push(`run history: ${err.message}`)),
+      .catch((err) => problems.push(t("details.problemRuns", { message: err.message }))),
     FINISHED.has(job.status) ? null : api("GET", `api/jobs/${encodeURIComponent(id)}/next?n=5`)
       .then((b) => { next = (b && b.items) || []; })
-      .catch((err) => problems.push(`next runs: ${err.message}`)),
+      .catch((err) => problems.push(t("details.problemNext", { message: err.message }))),
   ]);
-  const content = detailsContent(job, runs, next, problems).filter(Boolean);
+  const content = detailsContent(job, runs, next, why, problems).filter(Boolean);
   keepingFocus(() => holder.replaceChildren(...content));
 }
 
-function detailsContent(job, runs, next, problems) {
+// "Why?": GET /api/jobs/{id}/explain. The API writes its sentences in English; a page in
+// English shows them as they are, a page in another language writes its own from each
+// reason's stable code and details (as clients translate the API's errors by code).
+const API_LANGUAGE = "en";
+
+function whySection(why, job) {
+  if (!why) return null;
+  const reasons = Array.isArray(why.reasons) ? why.reasons : [];
+  const own = i18n.lang !== API_LANGUAGE;
+  const text = (r) => (own && REASONS[r.code] ? REASONS[r.code](r.details || {}) : r.message || r.code);
+  return h("section", { class: "why", "aria-label": t("details.why") },
+    h("h3", { text: t("details.why") }),
+    h("p", { class: "why-summary", text: own ? whySummary(why, job) : why.summary || "" }),
+    reasons.length ? h("ul", { class: "why-reasons" },
+      reasons.map((r) => h("li", { "data-code": r.code, text: text(r) }))) : null);
+}
+
+function whySummary(why, job) {
+  const name = job.workflowName;
+  if (why.status === "running") return t("why.running", { name });
+  if (!why.nextRun) return why.status === "paused" ? t("why.untilResumed", { name }) : t("why.noMore", { name });
+  const when = localText(why.nextRun);
+  return Date.parse(why.nextRun) <= Date.now() ? t("why.late", { name, when }) : t("why.next", { name, when });
+}
+
+const reasonTime = (iso) => localText(iso);
+const REASONS = {
+  quarantined: (d) => t("why.quarantined", { count: d.interruptions, at: reasonTime(d.at) }),
+  rule_ended: (d) => (d.last ? t("why.ruleEndedLast", { last: reasonTime(d.last) }) : t("why.ruleEnded")),
+  no_next_run: (d) => t("why.noNextRun", { status: STATUS_WORDS[d.status] ? STATUS_WORDS[d.status]() : d.status }),
+  paused: (d) => t("why.paused", {
+    by: d.by ? t("why.pausedBy", { by: d.by }) : "",
+    until: d.until ? t("why.pausedUntil", { until: reasonTime(d.until) }) : "",
+    reason: d.reason ? t("why.pausedReason", { reason: d.reason }) : "",
+  }),
+  scheduler_paused: () => t("why.schedulerPaused"),
+  maintenance: (d) => t("why.maintenance", { window: d.window, from: reasonTime(d.from), until: reasonTime(d.until) }),
+  rate_limited: (d) => t("why.rateLimited", { task: d.task, count: d.count, per: d.per, until: reasonTime(d.until) }),
+  waiting_for_slot: (d) => (d.limit === "task"
+    ? t("why.taskSlot", { task: d.task, running: d.running, max: d.max, count: d.ahead })
+    : t("why.slot", { running: d.running, max: d.max, count: d.ahead })),
+  retry_backoff: (d) => t("why.retry", { attempt: d.attempt, at: reasonTime(d.at) }),
+  misfired: (d) => t("why.missed", { count: d.count, from: reasonTime(d.from), to: reasonTime(d.to) }),
+  overlap_skipped: (d) => t("why.overlap", { at: reasonTime(d.at) }),
+  dst_shifted: (d) => (d.skipped ? t("why.dstSkipped", { at: reasonTime(d.at) })
+    : d.kind === "gap" ? t("why.dstMoved", { at: reasonTime(d.at) }) : t("why.dstFold", { at: reasonTime(d.at) })),
+};
+
+function detailsContent(job, runs, next, why, problems) {
   const rule = scheduleRule(job);
   const facts = h("dl", { class: "facts" },
-    h("dt", { text: "Schedule" }),
+    h("dt", { text: t("details.schedule") }),
     h("dd", {}, scheduleWords(job), rule ? [" ", h("code", { text: rule })] : null,
-      h("span", { class: "muted", text: ` (${job.timezone})` })),
-    h("dt", { text: "Task" }), h("dd", { text: job.task }),
-    h("dt", { text: "Priority" }), h("dd", { text: job.priority }),
-    h("dt", { text: "Attempt" }), h("dd", { text: `${job.attempt} (up to ${job.maxRetries} retries)` }),
-    h("dt", { text: "Created" }), h("dd", {}, timeEl(job.createdAt)),
-    job.pausedUntil ? [h("dt", { text: "Paused until" }), h("dd", {}, timeEl(job.pausedUntil))] : null,
-    job.error ? [h("dt", { text: "Last error" }), h("dd", { class: "error", text: job.error })] : null);
+      h("span", { class: "muted", text: ` ${t("time.relative", { when: job.timezone })}` })),
+    h("dt", { text: t("details.task") }), h("dd", { text: job.task }),
+    h("dt", { text: t("details.priority") }), h("dd", { text: PRIORITY_WORDS[job.priority] ? PRIORITY_WORDS[job.priority]() : job.priority }),
+    h("dt", { text: t("details.attempt") }),
+    h("dd", { text: t("details.attemptOf", { attempt: job.attempt, count: job.maxRetries }) }),
+    h("dt", { text: t("details.created") }), h("dd", {}, timeEl(job.createdAt)),
+    job.pausedUntil ? [h("dt", { text: t("details.pausedUntil") }), h("dd", {}, timeEl(job.pausedUntil))] : null,
+    job.error ? [h("dt", { text: t("details.lastError") }), h("dd", { class: "error", text: job.error })] : null);
   return [
     h("div", { class: "details-grid" },
-      h("section", { "aria-label": `About ${job.workflowName}` }, facts, actionsFor(job)),
-      h("section", { "aria-label": "Next runs" }, h("h3", { text: "Next runs" }), nextList(next, job))),
-    h("section", { "aria-label": "Run history" }, h("h3", { text: "Run history" }), runTable(runs)),
-    problems.length ? h("p", { class: "error", text: `Could not load the ${problems.join("; ")}` }) : null,
+      h("section", { "aria-label": t("details.about", { name: job.workflowName }) }, facts, actionsFor(job)),
+      h("section", { "aria-label": t("details.nextRuns") }, h("h3", { text: t("details.nextRuns") }), nextList(next, job))),
+    whySection(why, job),
+    h("section", { "aria-label": t("details.history") }, h("h3", { text: t("details.history") }), runTable(runs)),
+    problems.length ? h("p", { class: "error", text: t("details.problems", { problems: problems.join("; ") }) }) : null,
   ];
 }
 
 function nextList(items, job) {
   if (!items.length) {
-    const why = FINISHED.has(job.status) ? "None: this job has finished." : "None scheduled.";
+    const why = FINISHED.has(job.status) ? t("details.nextNoneFinished") : t("details.nextNone");
     return h("p", { class: "muted", text: why });
   }
   return h("ol", { class: "next-runs" }, items.map((item) => h("li", {}, timeEl(item.local))));
 }
 
 function runTable(runs) {
-  if (!runs.length) return h("p", { class: "muted", text: "No runs yet." });
+  if (!runs.length) return h("p", { class: "muted", text: t("details.noRuns") });
+  const heads = [t("runs.scheduled"), t("runs.started"), t("runs.outcome"), t("runs.duration"),
+    t("runs.attempt"), t("runs.errorOrReason")];
+  const cell = (i, attrs, ...children) => h("td", { "data-label": heads[i], ...attrs }, ...children);
   return h("table", { class: "runs" },
-    h("thead", {}, h("tr", {},
-      ["Scheduled", "Started", "Outcome", "Duration", "Attempt", "Error or reason"]
-        .map((t) => h("th", { scope: "col", text: t })))),
+    h("thead", {}, h("tr", {}, heads.map((text) => h("th", { scope: "col", text })))),
     h("tbody", {}, runs.map((run) => h("tr", {},
-      h("td", { "data-label": "Scheduled" }, timeEl(run.scheduledTime, false)),
-      h("td", { "data-label": "Started" }, timeEl(run.startedAt, false)),
-      h("td", { "data-label": "Outcome" }, h("span", { class: `badge outcome-${run.outcome}`, text: run.outcome.replace("_", " ") })),
-      h("td", { "data-label": "Duration", text: duration(run.duration) }),
-      h("td", { "data-label": "Attempt", text: run.attempt }),
-      h("td", { "data-label": "Error or reason", class: run.error ? "error" : "", text: run.error || run.reason || "" })))));
+      cell(0, {}, timeEl(run.scheduledTime, false)),
+      cell(1, {}, timeEl(run.startedAt, false)),
+      cell(2, {}, h("span", { class: `badge outcome-${run.outcome}`, text: outcomeWord(run.outcome) })),
+      cell(3, { text: duration(run.duration) }),
+      cell(4, { text: formatNumber(run.attempt) }),
+      cell(5, { class: run.error ? "error" : "", text: run.error || run.reason || "" })))));
 }
 
 function duration(seconds) {
-  if (seconds === null || seconds === undefined) return "–";
-  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
-  if (seconds < 120) return `${seconds.toFixed(1)} s`;
+  if (seconds === null || seconds === undefined) return t("common.none");
+  if (seconds < 1) return t("units.ms", { n: Math.round(seconds * 1000) });
+  if (seconds < 120) return t("units.s", { n: seconds.toFixed(1) });
   const m = Math.floor(seconds / 60);
-  return m < 120 ? `${m} min ${Math.round(seconds % 60)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
+  return m < 120 ? t("units.minS", { min: m, s: Math.round(seconds % 60) })
+    : t("units.hMin", { h: Math.floor(m / 60), min: m % 60 });
 }
 
 // --- actions -----------------------------------------------------------------------------
 
+// Labels are functions: they are read in the language of the moment.
 const ACTIONS = [
-  { name: "run", label: "Run now", when: (s) => s === "pending" || s === "running", done: "Run queued" },
-  { name: "pause", label: "Pause", when: (s) => s === "pending" || s === "running", done: "Paused" },
-  { name: "resume", label: "Resume", when: (s) => s === "paused", done: "Resumed" },
-  { name: "cancel", label: "Cancel", when: (s) => !FINISHED.has(s), done: "Cancelled" },
-  { name: "retry", label: "Retry", when: (s) => s === "failed", done: "Queued again" },
-  { name: "delete", label: "Delete", when: () => true, done: "Deleted", danger: true },
+  { name: "run", label: () => t("action.run"), when: (s) => s === "pending" || s === "running", done: () => t("action.runDone") },
+  { name: "pause", label: () => t("action.pause"), when: (s) => s === "pending" || s === "running", done: () => t("action.pauseDone") },
+  { name: "resume", label: () => t("action.resume"), when: (s) => s === "paused", done: () => t("action.resumeDone") },
+  { name: "cancel", label: () => t("action.cancel"), when: (s) => !FINISHED.has(s), done: () => t("action.cancelDone") },
+  { name: "retry", label: () => t("action.retry"), when: (s) => s === "failed", done: () => t("action.retryDone") },
+  { name: "delete", label: () => t("action.delete"), when: () => true, done: () => t("action.deleteDone"), danger: true },
 ];
+
+const STATUS_WORDS = {
+  pending: () => t("status.pending"), running: () => t("status.running"),
+  completed: () => t("status.completed"), failed: () => t("status.failed"),
+  cancelled: () => t("status.cancelled"), paused: () => t("status.paused"),
+};
+
+const TYPE_WORDS = {
+  immediate: () => t("type.immediate"), delayed: () => t("type.delayed"),
+  scheduled: () => t("type.scheduled"), recurring: () => t("type.recurring"),
+};
+
+const PRIORITY_WORDS = {
+  critical: () => t("priority.critical"), high: () => t("priority.high"),
+  normal: () => t("priority.normal"), low: () => t("priority.low"),
+};
+
+const OUTCOME_WORDS = {
+  success: () => t("outcome.success"), error: () => t("outcome.error"),
+  timeout: () => t("outcome.timeout"), cancelled: () => t("outcome.cancelled"),
+  missed: () => t("outcome.missed"), skipped_overlap: () => t("outcome.skipped_overlap"),
+  interrupted: () => t("outcome.interrupted"),
+};
+
+const outcomeWord = (o) => (OUTCOME_WORDS[o] ? OUTCOME_WORDS[o]() : o);
 
 function actionsFor(job) {
   const buttons = ACTIONS.filter((a) => a.when(job.status)).map((a) => h("button", {
-    type: "button", class: a.danger ? "danger" : "", "data-action": a.name, text: a.label,
+    type: "button", class: a.danger ? "danger" : "", "data-action": a.name, text: a.label(),
     "data-focus-key": `action:${job.id}:${a.name}`,
-    "aria-label": `${a.label}: ${job.workflowName}`,
+    "aria-label": t("action.on", { action: a.label(), name: job.workflowName }),
     onclick: (ev) => act(job, a, ev.currentTarget),
   }));
-  return h("div", { class: "action-bar", role: "group", "aria-label": `Actions for ${job.workflowName}` }, buttons);
+  return h("div", { class: "action-bar", role: "group", "aria-label": t("action.group", { name: job.workflowName }) }, buttons);
 }
 
 async function act(job, action, button) {
-  if (action.name === "delete" && !window.confirm(`Delete the job ${job.workflowName}? Its history goes with it.`)) return;
+  if (action.name === "delete" && !window.confirm(t("action.confirmDelete", { name: job.workflowName }))) return;
   const key = button.dataset.focusKey; // a disabled button loses the focus: note where it was
   button.disabled = true;
   try {
@@ -643,9 +615,9 @@ async function act(job, action, button) {
       state.open.delete(job.id);
       state.detailBodies.delete(job.id);
     }
-    say(`${action.done}: ${job.workflowName}.`, "done");
+    say(t("action.done", { done: action.done(), name: job.workflowName }), "done");
   } catch (err) {
-    say(`${action.label} failed for ${job.workflowName}: ${err.message}`, "error");
+    say(t("action.failed", { action: action.label(), name: job.workflowName, message: err.message }), "error");
   } finally {
     button.disabled = false;
   }
@@ -655,9 +627,15 @@ async function act(job, action, button) {
 
 // --- live events -------------------------------------------------------------------------
 
-function setConnection(mode, text) {
+const CONNECTION_WORDS = {
+  connecting: () => t("connection.connecting"),
+  live: () => t("connection.live"),
+  polling: () => t("connection.polling"),
+};
+
+function setConnection(mode) {
   $("connection").dataset.mode = mode;
-  $("connection-text").textContent = text;
+  $("connection-text").textContent = CONNECTION_WORDS[mode]();
 }
 
 function scheduleRefresh() {
@@ -685,7 +663,7 @@ async function connectEvents(attempt) {
     const resp = await fetch("api/events", { headers, signal: controller.signal, cache: "no-store" });
     if (!resp.ok || !resp.body) throw new ApiError(resp.status, `HTTP ${resp.status}`);
     state.live = true;
-    setConnection("live", "Live");
+    setConnection("live");
     scheduleRefresh(); // catch up on what happened while the stream was down
     await readStream(resp.body);
     attempt = 0;
@@ -694,7 +672,7 @@ async function connectEvents(attempt) {
   }
   state.live = false;
   if (events !== controller) return;
-  setConnection("polling", "Live updates unavailable; refreshing every 30 s");
+  setConnection("polling");
   refreshStatus(); // a dropped stream often means a stopped daemon: show it now
   const delay = Math.min(POLL_MS, 2000 * 2 ** attempt);
   setTimeout(() => { if (events === controller) connectEvents(attempt + 1); }, delay);
@@ -727,18 +705,54 @@ async function readStream(body) {
   }
 }
 
-function onEvent(type) {
+function onEvent(type, data) {
   if (type === "stream-overflow") return; // the stream ends next; reconnecting resumes it
+  if (type === "job-progress") {
+    showProgress(data); // frequent: in place, no refresh
+    return;
+  }
   scheduleRefresh();
 }
 
 // --- wiring ------------------------------------------------------------------------------
 
+let chartsAt = 0; // when the charts were last asked for
+
+// The charts follow events too, but at most every CHARTS_AFTER_EVENT_MS: runs come in bursts.
+function refreshChartsSoon() {
+  if (typeof refreshCharts !== "function") return; // charts.js did not load
+  if (Date.now() - chartsAt < CHARTS_AFTER_EVENT_MS) return;
+  chartsAt = Date.now();
+  refreshCharts();
+}
+
 async function refreshAll() {
+  refreshChartsSoon();
   await Promise.all([refreshStatus(), refreshJobs()]);
 }
 
-function init() {
+// The page in another language: its own words at once, then everything drawn from data again.
+async function switchLanguage(lang) {
+  rememberLanguage(lang);
+  await loadLanguage(lang);
+  showLanguage();
+  state.detailBodies.clear(); // the open panels are rebuilt in the new language
+  chartsAt = 0;
+  await refreshAll();
+}
+
+function showLanguage() {
+  translatePage();
+  if ($("token-button")) $("token-button").textContent = t("token.enter");
+  $("language").value = i18n.lang;
+  setConnection($("connection").dataset.mode);
+  refreshRelativeTimes();
+}
+
+async function init() {
+  await loadLanguage(preferredLanguage());
+  showLanguage();
+  $("language").addEventListener("change", (ev) => switchLanguage(ev.target.value));
   $("filters").addEventListener("submit", (ev) => ev.preventDefault());
   $("filter-status").addEventListener("change", () => { state.page = 1; refreshJobs(); });
   $("filter-type").addEventListener("change", () => { state.page = 1; refreshJobs(); });
@@ -749,6 +763,7 @@ function init() {
   connectEvents(0);
   setInterval(() => (state.live ? refreshStatus() : refreshAll()), POLL_MS);
   setInterval(refreshRelativeTimes, RELATIVE_MS);
+  setInterval(() => { chartsAt = 0; refreshChartsSoon(); }, CHARTS_MS);
 }
 
 document.addEventListener("DOMContentLoaded", init);
