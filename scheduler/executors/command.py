@@ -51,6 +51,7 @@ TAIL_BYTES = 8192
 #: Seconds to keep reading output after the process exited (a child may still hold the pipe).
 DRAIN_AFTER_EXIT = 0.5
 _POLL = 0.02  # seconds between checks that a signalled process group is gone
+_KILL_WAIT = 2.0  # seconds a SIGKILLed group may take to go (it cannot refuse)
 _NOT_RETRYABLE_START = frozenset({errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR})
 #: Names of variables whose values are secrets (see the module docstring).
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASS|KEY|AUTH|CREDENTIAL|PRIVATE|COOKIE|SIGNATURE", re.I)
@@ -306,7 +307,10 @@ async def terminate_group(pgid: int, grace: float) -> bool:
     whatever is left. False if the group was already gone.
 
     The SIGKILL also happens if this coroutine is itself cancelled while waiting: a group is
-    never left running because the daemon was in a hurry.
+    never left running because the daemon was in a hurry. After a SIGKILL it waits (at most
+    :data:`_KILL_WAIT`) for the kernel to end the members, so that the run is over when this
+    returns: a signal is delivered when its process is next scheduled, which on a busy machine
+    is not at once.
     """
     if not _signal_group(pgid, signal.SIGTERM):
         return False
@@ -320,6 +324,9 @@ async def terminate_group(pgid: int, grace: float) -> bool:
     finally:
         if alive:
             _signal_group(pgid, signal.SIGKILL)
+    deadline = loop.time() + _KILL_WAIT
+    while alive and (alive := _group_alive(pgid)) and loop.time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(_POLL / 4)
     return True
 
 

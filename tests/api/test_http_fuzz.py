@@ -286,6 +286,9 @@ def test_random_api_sequences_find_no_server_error_and_no_stall(daemon: DaemonPr
     assert len(log.splitlines()) < 400  # no line per bad request
     seen = CONFORMANCE.seen
     assert {("POST", "/api/jobs", 201), ("GET", "/api/jobs/{id}", 200)} <= seen, seen
-    for link in [("POST", "/api/jobs/{id}/run", 202), ("POST", "/api/jobs/{id}/cancel", 200)]:
-        followed = sorted(s for s in seen if "{id}/" in s[1])
-        assert link in seen, followed  # the links from a created job were followed
+    # The links from a created job were followed with the ids it answered. What they answer
+    # depends on the job's state at that moment (a run-now of a job still running its first run
+    # is a 409 under overlap=skip, longer on a loaded machine), so the status is not asked for.
+    followed = {(method, template) for method, template, _ in seen}
+    for link in [("POST", "/api/jobs/{id}/run"), ("POST", "/api/jobs/{id}/cancel")]:
+        assert link in followed, sorted(seen)

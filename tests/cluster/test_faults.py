@@ -406,11 +406,19 @@ async def test_kills_and_a_pause_leave_every_fire_with_one_outcome_and_one_execu
         done.append(f"killed {victim}")
     end = time.time()
     await asyncio.sleep(LEASE * 2 + 2.0)  # runs of the last fires end or are reaped and rerun
-    ledger = Ledger.of(await runs(cluster), receiver)
-    first = _first_fires(ledger)
-    fires = [f for job in jobs for f in grid(job, first[job], start, end)]
+    # A fire interrupted twice (its rerun's node killed too) is reaped once more before its
+    # last run: on a loaded machine that can take longer, so while fires still lack their
+    # outcome, look again (bounded). Nothing else changes: a double execution stays one.
+    settle = time.monotonic() + 4 * LEASE + 10.0
+    while True:
+        ledger = Ledger.of(await runs(cluster), receiver)
+        first = _first_fires(ledger)
+        fires = [f for job in jobs for f in grid(job, first[job], start, end)]
+        problems = ledger.problems(fires)
+        if not problems or time.monotonic() > settle:
+            break
+        await asyncio.sleep(0.5)
     assert len(fires) >= JOBS * (end - start - 1)
-    problems = ledger.problems(fires)
     kinds = Counter(problem.partition(": ")[2] for problem in problems)
     assert not problems, (
         f"seed {seed}, {done}: {len(problems)} of {len(fires)} fires: {kinds.most_common()}"
