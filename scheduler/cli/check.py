@@ -68,7 +68,7 @@ def check_connection(config_path: str) -> int:
         needs = _("{path}: --connect needs the PostgreSQL driver: pip install 'scheduler[cluster]'")
         print(needs.format(path=config_path))
         return EX_CONFIG
-    return connect_check(config, config_path, environ=os.environ)
+    return connect_check(config, config_path, environ=os.environ, problem_text=problem_text)
 
 
 def check_config(config_path: str) -> int:

@@ -84,11 +84,14 @@ def _cluster(args: argparse.Namespace) -> int:
             raise
         print(f"scheduler cluster: {NO_CLUSTER_EXTRA}", file=sys.stderr)
         return 1
+    from scheduler.cli.problems import problem_text
+
     return cluster_command(
         args.action,
         args.config,
         as_json=getattr(args, "json", False),
         state=getattr(args, "state", None),
+        problem_text=problem_text,
     )
 
 

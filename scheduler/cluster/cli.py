@@ -21,7 +21,7 @@ import json
 import os
 import sys
 import unicodedata
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -54,8 +54,11 @@ def cluster_command(
     environ: Mapping[str, str] | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    problem_text: Callable[[str], str] = str,
 ) -> int:
-    """Run ``scheduler cluster ACTION`` (``init``, ``status`` or ``import``); the exit status."""
+    """Run ``scheduler cluster ACTION`` (``init``, ``status`` or ``import``); the exit status.
+    ``problem_text`` puts a config problem in the operator's language (the command line passes
+    its own: this layer may not import it)."""
     out, err = out or sys.stdout, err or sys.stderr
     env = os.environ if environ is None else environ
     try:
@@ -70,7 +73,7 @@ def cluster_command(
             _import(config, cluster, Path(state), env, out)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(problem, file=err)
+            print(problem_text(problem), file=err)
         return EX_CONFIG
     except Unavailable as exc:
         print(f"scheduler cluster {action}: {exc.message}", file=err)
@@ -84,7 +87,13 @@ def cluster_command(
     return 0
 
 
-def connect_check(config: Config, config_path: str, *, environ: Mapping[str, str]) -> int:
+def connect_check(
+    config: Config,
+    config_path: str,
+    *,
+    environ: Mapping[str, str],
+    problem_text: Callable[[str], str] = str,
+) -> int:
     """``scheduler check --connect``: reach the database and check the schema's version.
     Prints ``ok: database HOST:PORT/DB schema S version N`` (0), or the problem (78)."""
     try:
@@ -92,7 +101,7 @@ def connect_check(config: Config, config_path: str, *, environ: Mapping[str, str
         print(asyncio.run(_connect_check(cluster, environ)))
     except ConfigError as exc:
         for problem in exc.problems:
-            print(problem)
+            print(problem_text(problem))
         return EX_CONFIG
     except (Unavailable, InvalidState) as exc:
         print(f"{config_path}: {exc.message}")

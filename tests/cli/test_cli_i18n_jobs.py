@@ -330,6 +330,20 @@ def test_check_says_each_problem_in_korean_naming_the_key_as_written(tmp_path: P
     ]
 
 
+@pytest.mark.integration
+def test_cluster_commands_say_a_config_problem_in_korean(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg", reason="cluster mode's driver: pip install '.[cluster]'")
+    config = tmp_path / "config.toml"
+    config.write_text('[cluster]\nurl = "postgresql://127.0.0.1/none"\nlease = "soon"\n')
+    done = scheduler("cluster", "status", "-c", str(config), env=korean_env(), cwd=tmp_path)
+    assert done.returncode == 78, done.stdout + done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"{config}: cluster.lease: "), line
+    assert "(받은 값: 'soon')" in line, line
+    english = scheduler("cluster", "status", "-c", str(config), env=environ(), cwd=tmp_path)
+    assert english.stderr.startswith(f"{config}: cluster.lease: expected "), english.stderr
+
+
 # --- the wording, in-process -------------------------------------------------------------------
 
 
