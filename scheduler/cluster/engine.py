@@ -114,6 +114,7 @@ class ClusterEngine:
         self._passed_at = -math.inf  # the database's clock at the last pass ...
         self._passed_mono = 0.0  # ... and the monotonic clock then (0: no pass yet)
         self._blocked: set[int] = set()
+        self._pokes = 0  # how many pokes so far: one during a pass makes its skips stale
         #: The earliest end of a maintenance window holding due work back (None: none does).
         self._deferred_until: float | None = None
         self._stopped: asyncio.Event | None = None
@@ -217,6 +218,7 @@ class ClusterEngine:
         """Something may be due or a slot free: claim again."""
         self._idle = False
         self._blocked.clear()
+        self._pokes += 1
         self._wake.set()
 
     async def _claim_loop(self) -> None:
@@ -282,7 +284,9 @@ class ClusterEngine:
         self._wake.clear()
 
     async def _claim(self, free: int) -> bool:
+        """One pass; whether it did something, or was poked meanwhile (look again at once)."""
         began = time.perf_counter()
+        pokes = self._pokes
         async with self.pool.connection() as conn, conn.transaction():
             claim, writes = await self.claimer.claim(
                 conn,
@@ -296,8 +300,13 @@ class ClusterEngine:
         self.claim_seconds += time.perf_counter() - began
         self._passed_at, self._passed_mono = claim.now, time.monotonic()
         self.applied(writes)
-        self._blocked |= claim.blocked
-        if claim.deferred:
+        # What this pass could not take is skipped until the next poke, unless a poke came
+        # while it ran (a reload that removed a window, a run's end): the world it decided
+        # on is gone, so nothing is skipped and the loop looks again at once.
+        poked = self._pokes != pokes
+        if not poked:
+            self._blocked |= claim.blocked
+        if claim.deferred and not poked:
             self._blocked |= claim.deferred.keys()
             end = min(claim.deferred.values())
             if self._deferred_until is None or end < self._deferred_until:
@@ -305,7 +314,7 @@ class ClusterEngine:
         epoch = self.node.epoch
         for started in claim.started:
             self._launch(started, epoch)
-        return bool(claim.started or writes.written or writes.deleted)
+        return poked or bool(claim.started or writes.written or writes.deleted)
 
     def _launch(self, started: Started, epoch: int) -> None:
         run = ActiveRun(

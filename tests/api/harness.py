@@ -11,7 +11,7 @@ brings its own Scheduler; ``Stream`` reads ``GET /api/events``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -204,8 +204,28 @@ async def running_api(
         sched.hub._queue_size = queue_size  # a tiny queue to provoke an overflow
     state = daemon_state(phase)
     app = create_app(sched, state, token=token, heartbeat=heartbeat)
+    async with serving(sched, app=app, state=state, token=token) as api:
+        yield api
+
+
+@asynccontextmanager
+async def serving(
+    sched: Scheduler,
+    *,
+    app: web.Application | None = None,
+    state: DaemonState | None = None,
+    token: str | None = None,
+    before_start: Callable[[Api], None] | None = None,
+) -> AsyncIterator[Api]:
+    """``sched`` (on a FakeClock) with the test tasks ``work`` (records its payload), ``gated``
+    (waits for ``api.gate``) and ``broken`` (raises), started, with a client of ``app`` (by
+    default its plain API); ``before_start`` registers more. Everything stops after, as a
+    daemon stops: no grace, a run in flight is interrupted."""
+    assert isinstance(sched.clock, FakeClock)
+    state = state or daemon_state()
+    app = app or app_for(sched)
     client: TestClient[web.Request, web.Application] = TestClient(TestServer(app, host="127.0.0.1"))
-    api = Api(client, sched, clock, state, token)
+    api = Api(client, sched, sched.clock, state, token)
 
     async def work(payload: Any) -> Any:
         api.calls.append(payload)
@@ -221,15 +241,17 @@ async def running_api(
     sched.register_task("work", work)
     sched.register_task("gated", gated)
     sched.register_task("broken", broken)
+    if before_start is not None:
+        before_start(api)
     await sched.start()
     await client.start_server()
     try:
         yield api
     finally:
-        api.gate.set()
         sched.hub.close_all()
         await client.close()
         await sched.stop(grace=0)
+        api.gate.set()  # after the stop: a gated run in flight is interrupted, not finished
 
 
 @asynccontextmanager

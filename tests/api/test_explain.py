@@ -11,7 +11,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from jsonschema import Draft202012Validator, FormatChecker
 
 from scheduler.api.openapi import document
@@ -19,7 +18,7 @@ from scheduler.config import Config, SchedulerConfig
 from scheduler.engine.queue import TaskRuntime
 from scheduler.maintenance import WindowSpec
 from scheduler.runtime.library import Scheduler
-from tests.api.harness import T0, Api, app_for, daemon_state, seoul
+from tests.api.harness import T0, Api, seoul, serving
 from tests.fakes import FakeClock
 
 MINUTE = 60.0
@@ -37,32 +36,16 @@ async def explain_api(clock: FakeClock | None = None, **settings: Any) -> AsyncI
     windows = settings.pop("maintenance", ())
     config = Config(scheduler=SchedulerConfig(**settings), maintenance=windows)
     sched = Scheduler(config, clock=clock, persistence=False, environ={})
-    client: TestClient[Any, Any] = TestClient(TestServer(app_for(sched), host="127.0.0.1"))
-    api = Api(client, sched, clock, daemon_state(), None)
 
-    async def work(payload: Any) -> Any:
-        api.calls.append(payload)
-        return {"ok": True}
+    def single(api: Api) -> None:
+        async def gated(payload: Any) -> Any:
+            await api.gate.wait()
+            return {"gated": True}
 
-    async def gated(payload: Any) -> Any:
-        await api.gate.wait()
-        return {"gated": True}
+        sched.register_task("single", gated, concurrency=1)
 
-    async def broken(payload: Any) -> Any:
-        raise RuntimeError("broken on purpose")
-
-    for name, handler in (("work", work), ("gated", gated), ("broken", broken)):
-        sched.register_task(name, handler)
-    sched.register_task("single", gated, concurrency=1)
-    await sched.start()
-    await client.start_server()
-    try:
+    async with serving(sched, before_start=single) as api:
         yield api
-    finally:
-        api.gate.set()
-        sched.hub.close_all()
-        await client.close()
-        await sched.stop(grace=0)
 
 
 async def explain(api: Api, job_id: str) -> dict[str, Any]:

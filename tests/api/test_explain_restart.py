@@ -11,11 +11,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestClient, TestServer
-
 from scheduler.config import Config, FsyncMode, PersistenceConfig
 from scheduler.runtime.library import Scheduler
-from tests.api.harness import T0, Api, app_for, daemon_state, seoul
+from tests.api.harness import T0, Api, seoul, serving
 from tests.docs_text import DOCS, section
 from tests.fakes import FakeClock
 
@@ -29,28 +27,8 @@ async def daemon_on(state: Path, now: float) -> AsyncIterator[Api]:
     clock = FakeClock(now)
     config = Config(persistence=PersistenceConfig(dir=str(state), fsync=FsyncMode.NEVER))
     sched = Scheduler(config, clock=clock, environ={})
-    client: TestClient[Any, Any] = TestClient(TestServer(app_for(sched), host="127.0.0.1"))
-    api = Api(client, sched, clock, daemon_state(), None)
-
-    async def work(payload: Any) -> Any:
-        api.calls.append(payload)
-        return {"ok": True}
-
-    async def gated(payload: Any) -> Any:
-        await api.gate.wait()
-        return {"gated": True}
-
-    sched.register_task("work", work)
-    sched.register_task("gated", gated)
-    await sched.start()
-    await client.start_server()
-    try:
+    async with serving(sched) as api:
         yield api
-    finally:
-        sched.hub.close_all()
-        await client.close()
-        await sched.stop(grace=0)
-        api.gate.set()
 
 
 async def explain(api: Api, job_id: str) -> dict[str, Any]:

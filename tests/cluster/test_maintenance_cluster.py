@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from msgspec.structs import replace
 
+from scheduler.cluster.engine import ClusterEngine
 from scheduler.config import Config, SchedulerConfig
 from scheduler.maintenance import InMaintenance, WindowSpec
 from scheduler.runtime.library import Scheduler
@@ -93,6 +94,40 @@ async def test_a_reload_without_the_window_lets_the_node_claim_the_job(cluster: 
         await until(lambda: status(sched, free.id) == "completed", "the free task's run", 5.0)
         assert status(sched, held.id) == "pending"
         await sched.apply_config(replace(config, maintenance=()))
+        await until(lambda: status(sched, held.id) == "completed", "the held job's run", 5.0)
+    finally:
+        await sched.stop(grace=0.5)
+
+
+async def test_a_reload_during_a_claim_pass_is_not_undone_by_that_pass(
+    cluster: ClusterDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reload lands while a pass that still saw the window is running: what that pass
+    held back must not stay skipped (it did once, until the next 30 s scan)."""
+    await cluster.migrate()
+    window, _ = window_from_now(3600.0)
+    config = Config(
+        scheduler=SchedulerConfig(scan_interval=30.0),
+        cluster=cluster.config(node_id="n", lease=2.0),
+        maintenance=(window,),
+    )
+    sched, _ = await started(config)
+    try:
+        assert isinstance(sched.engine, ClusterEngine)
+        claimer = sched.engine.claimer
+        real_claim = claimer.claim
+        reloaded: list[bool] = []
+
+        async def claim_then_reload(*args: Any, **kwargs: Any) -> Any:
+            result = await real_claim(*args, **kwargs)
+            if result[0].deferred and not reloaded:  # this pass held the job back
+                reloaded.append(True)
+                await sched.apply_config(replace(config, maintenance=()))
+            return result
+
+        monkeypatch.setattr(claimer, "claim", claim_then_reload)
+        held = await sched.create_task("held")
+        await until(lambda: reloaded, "a pass that holds the job back", 5.0)
         await until(lambda: status(sched, held.id) == "completed", "the held job's run", 5.0)
     finally:
         await sched.stop(grace=0.5)
