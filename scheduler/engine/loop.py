@@ -270,6 +270,7 @@ class Engine:
         is held, whatever the injected clock says.)"""
         pushed = 0
         size = PLAN_FIRST
+        per_job = 1e-7
         clock = time.perf_counter
         until = clock() + PLAN_BUDGET
         while True:
@@ -280,8 +281,10 @@ class Engine:
             ended = clock()
             if len(due) < size or ended >= until:
                 break
-            # The next slice is sized to fit the rest of the budget at this one's cost per job.
-            per_job = max((ended - began) / len(due), 1e-7)
+            # The next slice is sized to fit the rest of the budget at the highest cost per job
+            # seen in this turn: jobs differ (a per-second rule a year behind costs more than a
+            # daily one), and sizing on the last, cheaper slice would overrun the budget.
+            per_job = max(per_job, (ended - began) / len(due))
             size = max(1, min(PLAN_SLICE, int((until - ended) / per_job)))
         if pushed:
             self.runs.wake()
