@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 
 import aiohttp
 
+from scheduler.model import Job, SetMeta
+from scheduler.persistence.snapshot import SnapshotState, write_snapshot
 from tests.polling import until
 
 
@@ -202,3 +204,19 @@ async def run_cli(*args: str, cwd: Path, within: float = 30.0) -> Exit:
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=within)
     assert proc.returncode is not None
     return Exit(proc.returncode, out.decode(), time.monotonic() - started)
+
+
+async def preload(daemon: DaemonProcess, jobs: list[Job], *, paused: bool = False) -> None:
+    """Write ``jobs`` as the daemon's state before it starts: a state its previous life left
+    (jobs due long ago stand for a daemon that was down since), with no real waiting."""
+    await asyncio.to_thread(daemon.state.mkdir, mode=0o700, parents=True, exist_ok=True)
+    await write_snapshot(
+        daemon.state,
+        SnapshotState(
+            jobs=jobs,
+            runs={},
+            meta=SetMeta(paused=paused),
+            last_seq=0,
+            next_id=jobs[-1].id + 1,
+        ),
+    )

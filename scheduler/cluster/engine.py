@@ -33,14 +33,14 @@ from scheduler.cluster.feed import Feed
 from scheduler.cluster.housekeeping import housekeeping_loop, reap_loop
 from scheduler.cluster.node import Node
 from scheduler.cluster.replica import Replica
-from scheduler.cluster.rows import Writes
+from scheduler.cluster.rows import Writes, cancel_reasons
 from scheduler.engine.cache import TriggerCache
 from scheduler.engine.execution import ActiveRun, cancel_run, execute, run_context, run_record
 from scheduler.engine.outcomes import SHUTDOWN
 from scheduler.engine.queue import TaskRuntime
 from scheduler.engine.waiters import Waiters, not_started
 from scheduler.errors import Unavailable
-from scheduler.events import Hub, RunRecorded
+from scheduler.events import Hub
 from scheduler.ids import encode
 from scheduler.maintenance import Maintenance, refuse_run_now
 from scheduler.model import Job, JobStatus, Run, RunResult
@@ -328,7 +328,7 @@ class ClusterEngine:
     # --- running -------------------------------------------------------------------------
 
     async def _run(self, job: Job, run: ActiveRun) -> None:
-        ctx = run_context(job, run, report_progress=_ignore_progress, report_pid=_ignore_pid)
+        ctx = run_context(job, run, report_progress=_ignore, report_pid=_ignore)
         result = await execute(
             self.tasks.get(job.task), job, run, ctx, self.clock, default=self.default_timeout
         )
@@ -388,21 +388,6 @@ class ClusterEngine:
             self.applied(writes)
             return
 
-    def _publish_local(self, writes: Writes) -> None:
-        """What this node wrote, to its own in-process subscribers (metrics, logs, alerts): the
-        runs it recorded (ended, missed, skipped, interrupted) and its streamed records.
-        Streams get the records from the feed; every node's subscribers only their node's, so
-        nothing is counted or alerted twice across the cluster."""
-        if self.hub.wants(RunRecorded):
-            for job_id, runs in writes.runs_of.items():
-                job = self.store.get(job_id)
-                if job is not None:
-                    for run in runs:
-                        self.hub.publish(RunRecorded(job_id=job_id, job=job, run=run))
-        for event, _at in writes.events:
-            if self.hub.wants(type(event)):
-                self.hub.publish(event)
-
     def _unregister(self, run: ActiveRun) -> None:
         runs = self.running.get(run.job_id, [])
         if run in runs:
@@ -422,11 +407,7 @@ class ClusterEngine:
     async def _cancel_local(self, job_id: int) -> None:
         """Stop this node's runs of ``job_id`` with the reason the canceller wrote."""
         async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT fire, cancel_reason FROM inflight WHERE job_id = %s AND node_id = %s",
-                [job_id, self.node.node_id],
-            )
-            reasons = {float(r[0]): r[1] for r in await cur.fetchall()}
+            reasons = await cancel_reasons(conn, job_id, self.node.node_id)
         for run in self.running.get(job_id, ()):
             reason = reasons.get(run.fire)
             if reason:
@@ -446,7 +427,7 @@ class ClusterEngine:
             self.replica.apply_delete(job_id)
         for job_id, runs in writes.run_seqs.items():
             self.replica.apply_runs(job_id, runs)
-        self._publish_local(writes)
+        writes.publish_local(self.hub, self.store)
 
     def _on_job(self, job: Job) -> None:
         if job.status is JobStatus.CANCELLED:
@@ -512,9 +493,5 @@ class ClusterEngine:
         return out
 
 
-def _ignore_progress(_percent: float, _message: str | None) -> None:
-    return None  # progress is not shared between nodes (see docs/cluster.md)
-
-
-def _ignore_pid(_pid: int | None) -> None:
-    return None
+def _ignore(*_args: object) -> None:
+    """A run's progress and process id: not shared between nodes (see docs/cluster.md)."""

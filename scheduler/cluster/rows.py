@@ -20,8 +20,9 @@ from psycopg import sql
 from scheduler.cluster.codec import JOB_COLUMNS, decode_job, encode_job, encode_run, job_columns
 from scheduler.cluster.db import Connection, channel
 from scheduler.cluster.feed import event_row, insert_events
-from scheduler.events import Event
+from scheduler.events import Event, Hub, RunRecorded
 from scheduler.model import Job, Run
+from scheduler.store import Store
 
 #: A job as locked: its record, its version and whether it is held.
 Locked = tuple[Job, int, bool]
@@ -196,5 +197,29 @@ class Writes:
         rows = [event_row(event, at) for event, at in self._events]
         await insert_events(self.conn, self.channel, rows)
 
+    def publish_local(self, hub: Hub, store: Store) -> None:
+        """What this node wrote, to its own in-process subscribers (metrics, logs, alerts): the
+        runs it recorded (ended, missed, skipped, interrupted) and its streamed records.
+        Streams get the records from the feed; every node's subscribers only their node's, so
+        nothing is counted or alerted twice across the cluster."""
+        if hub.wants(RunRecorded):
+            for job_id, runs in self.runs_of.items():
+                job = store.get(job_id)
+                if job is not None:
+                    for run in runs:
+                        hub.publish(RunRecorded(job_id=job_id, job=job, run=run))
+        for event, _at in self.events:
+            if hub.wants(type(event)):
+                hub.publish(event)
+
     def _row(self, job: Job, held: bool) -> dict[str, Any]:
         return {"id": job.id, "record": encode_job(job), **job_columns(job, held=held)}
+
+
+async def cancel_reasons(conn: Connection, job_id: int, node_id: str) -> dict[float, str]:
+    """The reasons cancellers wrote for ``node_id``'s runs of ``job_id`` in flight, by fire."""
+    cur = await conn.execute(
+        "SELECT fire, cancel_reason FROM inflight WHERE job_id = %s AND node_id = %s",
+        [job_id, node_id],
+    )
+    return {float(r[0]): r[1] for r in await cur.fetchall() if r[1]}

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -54,20 +53,13 @@ from scheduler.engine.queue import (
 from scheduler.engine.recovery import recover_interrupted
 from scheduler.engine.retention import Retention
 from scheduler.engine.runner import Runner
+from scheduler.engine.slices import plan_in_slices
 from scheduler.engine.waiters import Waiters, not_started
 from scheduler.events import Hub, JobCompleted, JobFailed
 from scheduler.maintenance import Maintenance, refuse_run_now
 from scheduler.model import FINISHED, Job, JobStatus, Run
 from scheduler.store import Store
 from scheduler.triggers import Trigger
-
-#: Longest one turn of the loop plans due jobs (seconds; see ``Engine._collect_due``): under a
-#: third of the 100 ms a request may wait for the loop.
-PLAN_BUDGET = 0.02
-#: Due jobs taken from the store between two looks at the budget: the first slice is small
-#: (a calendar rule far behind costs milliseconds), later ones as many as fit the rest.
-PLAN_FIRST = 4
-PLAN_SLICE = 256
 
 
 class Engine:
@@ -261,31 +253,11 @@ class Engine:
     # --- planning due jobs ---------------------------------------------------------------
 
     def _collect_due(self, now: float) -> None:
-        """Plan the due jobs, a slice at a time, for at most :data:`PLAN_BUDGET` of one loop
-        turn: after a clock step, a long downtime or a long pause every recurring job is due
-        at once, and catching one up costs a few trigger queries (about 2 ms for a calendar
-        rule a year behind). What is left stays due in the store's heap; the timer, re-armed
-        for that past instant, continues on the next turn, so requests and the watchdog's
-        ping get in between. (The budget is real time on purpose: it bounds how long the loop
-        is held, whatever the injected clock says.)"""
-        pushed = 0
-        size = PLAN_FIRST
-        per_job = 1e-7
-        clock = time.perf_counter
-        until = clock() + PLAN_BUDGET
-        while True:
-            began = clock()
-            due = self.store.pop_due(now, size)
-            for job in due:
-                pushed += self._apply(job, now)
-            ended = clock()
-            if len(due) < size or ended >= until:
-                break
-            # The next slice is sized to fit the rest of the budget at the highest cost per job
-            # seen in this turn: jobs differ (a per-second rule a year behind costs more than a
-            # daily one), and sizing on the last, cheaper slice would overrun the budget.
-            per_job = max(per_job, (ended - began) / len(due))
-            size = max(1, min(PLAN_SLICE, int((until - ended) / per_job)))
+        """Plan the jobs due at ``now`` within one turn's budget (:mod:`.slices`); the rest
+        stay due in the store's heap and the re-armed timer continues on the next turn."""
+        pushed = plan_in_slices(
+            lambda size: self.store.pop_due(now, size), lambda job: self._apply(job, now)
+        )
         if pushed:
             self.runs.wake()
 

@@ -33,7 +33,7 @@ async def report(payload, ctx):
     while not pathlib.Path("go").exists():
         await asyncio.sleep(0.05)
     ctx.progress(84, "checking copies")
-    await asyncio.sleep(600)
+    await asyncio.Event().wait()  # runs until it is cancelled
 """
 CONFIG = """
 [tasks.quick]

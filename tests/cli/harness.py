@@ -46,7 +46,7 @@ async def flaky(payload, ctx):
 
 async def slow(payload, ctx):
     ctx.progress(5, "waiting")
-    await asyncio.sleep(120)
+    await asyncio.Event().wait()  # runs until it is cancelled
 """
 CONFIG = """
 [tasks.steps]

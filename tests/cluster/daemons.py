@@ -32,6 +32,7 @@ import aiohttp
 from aiohttp import web
 
 from scheduler.cluster.codec import decode_run
+from scheduler.engine.outcomes import QUARANTINE_AFTER
 from scheduler.errors import Unavailable
 from scheduler.ids import encode
 from scheduler.model import Run, fire_id
@@ -326,12 +327,24 @@ class Ledger:
 
     def problems(self, fires: Iterable[str]) -> list[str]:
         """Each fire of ``fires`` without exactly one final outcome, or executed more often than
-        once plus once per ``interrupted`` record (or never, though it succeeded)."""
+        once plus once per ``interrupted`` record (or never, though it succeeded). A fire whose
+        runs were interrupted :data:`QUARANTINE_AFTER` times in a row (kills that kept landing
+        on its nodes) ends its job, quarantined, as designed: that fire and the job's later ones
+        (``fires`` lists each job's in order) need no outcome."""
         out = []
+        quarantined: set[str] = set()
         for fire in fires:
+            job = fire.partition(":")[0]
             finals = self.finals(fire)
             runs_of = self.executions[fire]
             allowed = 1 + self.interrupted(fire)
+            if job in quarantined and not self.records.get(fire):
+                continue
+            if not finals and self.interrupted(fire) >= QUARANTINE_AFTER:
+                quarantined.add(job)
+                if runs_of > allowed:
+                    out.append(f"{fire}: executed {runs_of} times {self._story(fire)}")
+                continue
             if len(finals) != 1:
                 out.append(f"{fire}: {len(finals)} final outcomes {self._story(fire)}")
             elif runs_of > allowed:

@@ -15,7 +15,6 @@ machine; ``test_i11_catchup_hold.py`` pins that, marked xfail until it is fixed.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -33,10 +32,8 @@ from scheduler.model import (
     MisfirePolicy,
     Policy,
     Schedule,
-    SetMeta,
 )
-from scheduler.persistence.snapshot import SnapshotState, write_snapshot
-from tests.daemon_proc import DaemonProcess
+from tests.daemon_proc import DaemonProcess, preload
 from tests.polling import until
 from tests.stall import watch
 
@@ -77,20 +74,6 @@ def year_old_jobs(count: int, status: JobStatus) -> list[Job]:
         )
         for i in range(count)
     ]
-
-
-async def preload(daemon: DaemonProcess, jobs: list[Job], *, paused: bool) -> None:
-    await asyncio.to_thread(daemon.state.mkdir, mode=0o700, parents=True, exist_ok=True)
-    await write_snapshot(
-        daemon.state,
-        SnapshotState(
-            jobs=jobs,
-            runs={},
-            meta=SetMeta(paused=paused),
-            last_seq=0,
-            next_id=jobs[-1].id + 1,
-        ),
-    )
 
 
 async def missed_record(daemon: DaemonProcess, job_id: str) -> dict[str, Any]:

@@ -1,11 +1,11 @@
-"""Missed-run alerts through the real daemon: a recurring job misses its occurrences while the
-daemon is stopped; after the restart the webhook gets ``job_missed``, then ``job_recovered``."""
+"""Missed-run alerts through the real daemon: a recurring job missed its occurrences while the
+daemon was stopped (its state, left by an earlier life, is written before the start); after the
+start the webhook gets ``job_missed``, then ``job_recovered``."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,9 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
-from tests.daemon_proc import DaemonProcess, Daemons
+from scheduler.ids import encode
+from scheduler.model import Job, MisfirePolicy, Policy, Schedule
+from tests.daemon_proc import DaemonProcess, Daemons, preload
 from tests.polling import until
 
 pytestmark = pytest.mark.integration
@@ -63,23 +65,22 @@ url = "{base}work"
 webhook_urls = ["{base}alerts"]
 """,
     )
-    await daemons.start(daemon)
-    status, job, _ = await daemon.request(
-        "POST",
-        "/api/jobs",
-        json={
-            "task": "work",
-            "workflowName": "heartbeat",
-            "schedule": {"every": "1s"},
-            "misfire": {"grace": "200ms"},
-        },
+    # The state its previous life left: a job every second, due since 9 s ago, so the daemon
+    # was down across nine occurrences (no real waiting).
+    created = time.time() - 10.0
+    heartbeat = Job(
+        id=int(created * 1000) << 22,
+        task="work",
+        timezone="Asia/Seoul",
+        workflow_name="heartbeat",
+        schedule=Schedule(every=1.0),
+        policy=Policy(misfire=MisfirePolicy(grace=0.2)),
+        scheduled=created + 1.0,
     )
-    assert status == 201, job
-    await until(lambda: hook.work >= 1, "the job's first run")
-    await daemon.stop()
-    stopped = time.time()
-    await asyncio.sleep(2.5)  # real time: the daemon is down across at least two occurrences
-    await daemon.start()
+    await preload(daemon, [heartbeat])
+    started = time.time()
+    await daemons.start(daemon)
+    job = {"id": encode(heartbeat.id)}
     await until(lambda: hook.alerts, "the job_missed alert", within=15)
     missed = hook.alerts[0]
     assert missed["kind"] == "job_missed"
@@ -89,12 +90,8 @@ webhook_urls = ["{base}alerts"]
     assert missed["job"]["workflowName"] == "heartbeat"
     first = datetime.fromisoformat(missed["firstMissed"])
     last = datetime.fromisoformat(missed["lastMissed"])
-    assert (
-        first.utcoffset()
-        == last.utcoffset()
-        == datetime.fromisoformat(job["scheduledTime"]).utcoffset()
-    )  # in the job's zone
-    assert stopped - 1 < first.timestamp() < last.timestamp()
+    assert first.utcoffset() == last.utcoffset() == timedelta(hours=9)  # in the job's zone
+    assert created < first.timestamp() < last.timestamp() < started
     assert "the daemon was not running" in missed["summary"]
     await until(lambda: len(hook.alerts) == 2, "the job_recovered alert", within=15)
     recovered = hook.alerts[1]
